@@ -1,0 +1,54 @@
+"""The pipeline: text -> syntax tree -> checked IR. Each line below is one stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import check as _check
+from .errors import NetsharpError, ParseError
+from .ir import Network
+from .parse import parse
+from .source import Source, Span
+
+MAX_SOURCE_BYTES = 10_000_000
+
+
+def compile(source: str, *, path: str | None = None, features: int | None = None,
+            classes: int | None = None, task: str | None = None, hidden_size: int = 100,
+            binary_outputs: int = 1) -> Network:
+    """Compile Net# text into a Network; raises a NetsharpError subclass on any program error."""
+    context = _check.Context(features, classes, task, hidden_size, binary_outputs)
+    text = Source(source, path or "<string>")
+    _check_size(text)
+    try:
+        program = parse(text)
+        return _check.check(program, context)
+    except RecursionError:
+        raise ParseError("the program is nested too deeply", Span(text.path, 1, 1, 1, 2),
+                         source=text) from None
+
+
+def compile_file(path: str | Path, **options) -> Network:
+    """Compile a Net# file; a missing or unreadable file is a NetsharpError too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NetsharpError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NetsharpError(f"{path}: is a directory, not a Net# file") from None
+    except UnicodeDecodeError as error:
+        raise NetsharpError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") \
+            from None
+    except OSError as error:
+        raise NetsharpError(f"{path}: {error.strerror}") from None
+    return compile(text, path=str(path), **options)
+
+
+def _check_size(text: Source) -> None:
+    if len(text.text) > MAX_SOURCE_BYTES:
+        raise ParseError(f"the program is {len(text.text):,} characters long; the limit is "
+                         f"{MAX_SOURCE_BYTES:,}", Span(text.path, 1, 1, 1, 2), source=text)
+
+
+__all__ = ["compile", "compile_file", "Network", "NetsharpError"]
