@@ -440,7 +440,7 @@ def _check_output_nodes(info: _BundleInfo, dest: _LayerInfo, geometry: Geometry,
                         output_shape: tuple, map_count: tuple | None) -> None:
     if prod(output_shape) == prod(dest.shape):
         return
-    notes = [_positions_note(axis) for axis in geometry.axes]
+    notes = [f"dimension {d}: {_positions_note(axis)}" for d, axis in enumerate(geometry.axes)]
     if map_count is not None:
         notes.append(f"output shape = MapCount x positions = {list(map_count)} x "
                      f"{list(geometry.positions)} = {list(output_shape)}")

@@ -20,6 +20,7 @@ _EXPRESSION_STARTS = {"INT", "REAL", "NAME", "TRUE", "FALSE", "LPAR", "LSQB", "A
 _OPERATORS = {"ADDOP", "MULOP", "CMP", "AND", "OR", "POW"}
 _ACTIVATIONS = {"SIGMOID", "LINEAR", "SOFTMAX", "RLINEAR", "SQUARE", "SQRT", "SRLINEAR", "ABS",
                 "TANH", "BRLINEAR"}
+_STATEMENT_STARTS = {"CONST", "INPUT", "HIDDEN", "OUTPUT", "SHARE"}
 _SHOWN_EXPECTATIONS = 6
 
 
@@ -85,12 +86,26 @@ def _character_error(error, source: Source) -> ParseError:
 
 def _token_error(error, source: Source) -> ParseError:
     token = error.token
+    expected_terminals = _accepted(error)
     if token.type == "$END":
-        return _end_error(set(error.expected), source)
+        return _end_error(expected_terminals, source)
     span = Span(source.path, token.line, token.column, token.end_line, token.end_column)
-    expected = _describe_expected(set(error.expected))
-    notes = _keyword_hint(str(token), set(error.expected))
+    if source.text.startswith("/*", token.start_pos):
+        return ParseError("unterminated /* comment", span.to(Span(source.path, token.line,
+                                                                   token.column, token.line,
+                                                                   token.column + 2)),
+                          ("close it with */",))
+    expected = _describe_expected(expected_terminals)
+    notes = _keyword_hint(str(token), expected_terminals)
     return ParseError(f"expected {expected}, found {_describe_token(token)}", span, notes)
+
+
+def _accepted(error) -> set[str]:
+    """The terminals that could really come next (LALR's expected set can be too wide)."""
+    try:
+        return set(error.interactive_parser.accepts()) or set(error.expected)
+    except Exception:  # accepts() replays the parser; fall back to the table's set if it can't
+        return set(error.expected)
 
 
 def _end_error(expected: set[str], source: Source) -> ParseError:
@@ -108,6 +123,9 @@ def _describe_token(token) -> str:
 
 def _describe_expected(expected: set[str]) -> str:
     names: list[str] = []
+    if _STATEMENT_STARTS <= expected:
+        names.append("a statement (const, input, hidden, output or share)")
+        expected = expected - _STATEMENT_STARTS - {"SEMICOLON", "$END"}
     if _EXPRESSION_STARTS & expected and {"INT", "NAME"} <= expected:
         names.append("an expression")
         expected = expected - _EXPRESSION_STARTS
@@ -134,9 +152,7 @@ def _terminal_name(terminal: str) -> str:
 
 
 def _keyword_hint(word: str, expected: set[str]) -> tuple[str, ...]:
-    keywords = [_terminal_name(t).strip("'") for t in expected
-                if _parser().get_terminal(t).pattern.type == "re" and t not in {"NAME", "INT",
-                                                                                  "REAL"}]
+    keywords = [t.lower() for t in expected if t.isalpha() and t not in ("NAME", "INT", "REAL")]
     return did_you_mean(word, keywords) if word.isidentifier() else ()
 
 

@@ -1,0 +1,75 @@
+"""The `netsharp` command. Thin: it parses options, calls the library, and owns the exit codes.
+
+Exit status: 0 success, 1 an error in the user's program or data, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import NetsharpError
+
+TASKS = ("multiclass", "binary", "regression")
+
+
+class _Group(click.Group):
+    """Turns a NetsharpError into its message and exit status 1, unless --traceback is given."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NetsharpError as error:
+            if ctx.params.get("traceback"):
+                raise
+            click.echo(str(error), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--traceback", is_flag=True, help="Show Python tracebacks (for bug reports).")
+@click.version_option(package_name="netsharp", prog_name="netsharp")
+def main(traceback: bool) -> None:
+    """netsharp: compile and train Net# neural networks."""
+
+
+def _context_options(function):
+    options = [
+        click.option("--features", type=click.IntRange(min=1),
+                     help="Number of input features (resolves `auto` input layers)."),
+        click.option("--classes", type=click.IntRange(min=1),
+                     help="Number of classes (resolves an `auto` output layer)."),
+        click.option("--task", type=click.Choice(TASKS),
+                     help="Learning task; decides the output layer's default function."),
+        click.option("--hidden-size", type=click.IntRange(min=1), default=100,
+                     show_default=True, help="Size of `auto` hidden layers."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@main.command("compile")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document per file.")
+@_context_options
+def compile_command(files, as_json, features, classes, task, hidden_size) -> None:
+    """Check Net# programs and report every layer's shape, nodes, bundles and weights."""
+    from .compiler import compile_file
+
+    failed = False
+    for index, path in enumerate(files):
+        try:
+            network = compile_file(path, features=features, classes=classes, task=task,
+                                   hidden_size=hidden_size)
+        except NetsharpError as error:
+            click.echo(str(error), err=True)
+            failed = True
+            continue
+        if as_json:
+            click.echo(json.dumps(network.to_dict()))
+        else:
+            click.echo(("\n" if index else "") + network.summary())
+    sys.exit(1 if failed else 0)
