@@ -97,6 +97,8 @@ def _token_error(error, source: Source) -> ParseError:
                           ("close it with */",))
     expected = _describe_expected(expected_terminals)
     notes = _keyword_hint(str(token), expected_terminals)
+    if "NAME" in expected_terminals and str(token).isidentifier():
+        notes += (f"'{token}' is a keyword (keywords ignore case) and cannot be used as a name",)
     return ParseError(f"expected {expected}, found {_describe_token(token)}", span, notes)
 
 
