@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from .source import Source, Span
 
@@ -70,7 +69,7 @@ class Array:
     span: Span
 
 
-Expr = Union[IntLit, RealLit, BoolLit, Name, Index, Unary, Binary, Call, Array]
+Expr = IntLit, RealLit, BoolLit, Name, Index, Unary, Binary, Call, Array
 
 
 # ---- statements -------------------------------------------------------------------------------
@@ -141,7 +140,7 @@ class Share:
     span: Span
 
 
-Statement = Union[ConstDef, LayerDecl, Share]
+Statement = ConstDef | LayerDecl | Share
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from . import ast
 from .errors import SemanticError, did_you_mean

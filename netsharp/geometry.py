@@ -1,4 +1,4 @@
-"""Convolution, pooling and normalization geometry (LANGUAGE.md section 5.3), one dimension at a time.
+"""Convolution, pooling and normalization geometry (LANGUAGE.md 5.3), one dimension at a time.
 
 Everything here is pure integer arithmetic on tuples; the checker turns violations into errors.
 """
@@ -40,12 +40,25 @@ class Axis:
 
     @property
     def real_connections(self) -> int:
-        """Real input cells summed over every kernel position."""
-        return sum(len(self.real_cells(p)) for p in range(self.positions))
+        """Real input cells summed over every kernel position.
+
+        Only windows near the two ends can reach into padding, so just those are visited:
+        the cost is bounded by the kernel, not by the (possibly huge) number of positions.
+        """
+        missing, p = 0, 0
+        while p < self.positions and self.window(p).start < 0:
+            missing += -self.window(p).start
+            p += 1
+        q = self.positions - 1
+        while q >= 0 and self.window(q).stop > self.size:
+            missing += self.window(q).stop - self.size
+            q -= 1
+        return self.positions * self.kernel - missing
 
 
 def unpadded_axis(size: int, kernel: int, stride: int) -> Axis:
-    """No padding: unreached cells are split between the ends, the low end getting the smaller half."""
+    """No padding: the cells no kernel reaches are split between the ends, the low end
+    getting the smaller half."""
     positions = (size - kernel) // stride + 1
     extra = size - ((positions - 1) * stride + kernel)
     return Axis(size, kernel, stride, positions, extra // 2, "none")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Optional, Union
+from typing import Any
 
 from .geometry import Geometry
 from .source import Source, Span
@@ -25,7 +25,7 @@ class Parameter:
     name: str
     shape: tuple[int, ...]
     span: Span
-    initial: Optional[tuple[float, ...]] = None  # from a `Weights = ...` attribute, Net#'s order
+    initial: tuple[float, ...] | None = None  # from a `Weights = ...` attribute, Net#'s order
 
     @property
     def size(self) -> int:
@@ -40,7 +40,7 @@ class _Bundle:
     connections: int      # source-destination edges that carry a value (padding excluded)
     weights: int          # parameters of this bundle (shared ones counted here too)
     macs: int             # multiply-adds per sample
-    param: Optional[str]  # name of its Parameter, None for pooling and normalization
+    param: str | None  # name of its Parameter, None for pooling and normalization
     shared: bool          # True when `param` is also used by another bundle
     span: Span
 
@@ -84,7 +84,7 @@ class NormBundle(_Bundle):
     kind: str = "response_norm"
 
 
-Bundle = Union[FullBundle, FilteredBundle, ConvBundle, PoolBundle, NormBundle]
+Bundle = FullBundle | FilteredBundle | ConvBundle | PoolBundle | NormBundle
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,9 @@ class Layer:
     name: str
     kind: str                   # 'input' | 'hidden' | 'output'
     shape: tuple[int, ...]
-    activation: Optional[str]   # None for input layers
+    activation: str | None   # None for input layers
     bundles: tuple[Bundle, ...]
-    bias: Optional[str]         # name of the bias Parameter, when the layer has one
+    bias: str | None         # name of the bias Parameter, when the layer has one
     span: Span
 
     @property

@@ -13,7 +13,7 @@ from . import ast
 from .consts import Evaluator, kind_of
 from .errors import ResourceError, SemanticError
 
-MAX_PREDICATE_PAIRS = 500_000_000   # about a minute of evaluation; beyond it we refuse
+MAX_PREDICATE_PAIRS = 200_000_000   # some seconds of evaluation; beyond it we refuse
 BLOCK_PAIRS = 1 << 20               # pairs evaluated at once
 
 
@@ -32,18 +32,22 @@ def filtered_edges(predicate: ast.Predicate, source_shape: tuple[int, ...],
                             f"{MAX_PREDICATE_PAIRS:,}", predicate.span,
                             ("use a convolution bundle for local connections between large "
                              "layers",))
-    source_index = _coordinates(np.arange(sources), source_shape, (1, sources))
-    block = max(1, BLOCK_PAIRS // sources)
+    source_block = min(sources, BLOCK_PAIRS)
+    dest_block = max(1, BLOCK_PAIRS // source_block)
     edge_source, edge_dest = [], []
-    for start in range(0, dests, block):
-        stop = min(dests, start + block)
-        dest_index = _coordinates(np.arange(start, stop), dest_shape, (stop - start, 1))
-        names = {**constants, predicate.source_param: source_index,
-                 predicate.dest_param: dest_index}
-        mask = _boolean(Evaluator(names, vectorized=True).eval(predicate.body), predicate)
-        d, s = np.nonzero(np.broadcast_to(mask, (stop - start, sources)))
-        edge_source.append(s)
-        edge_dest.append(d + start)
+    # Blocks are visited destination-major, so the edges come out in Net#'s order.
+    for d0 in range(0, dests, dest_block):
+        d1 = min(dests, d0 + dest_block)
+        dest_index = _coordinates(np.arange(d0, d1), dest_shape, (d1 - d0, 1))
+        for s0 in range(0, sources, source_block):
+            s1 = min(sources, s0 + source_block)
+            source_index = _coordinates(np.arange(s0, s1), source_shape, (1, s1 - s0))
+            names = {**constants, predicate.source_param: source_index,
+                     predicate.dest_param: dest_index}
+            mask = _boolean(Evaluator(names, vectorized=True).eval(predicate.body), predicate)
+            d, s = np.nonzero(np.broadcast_to(mask, (d1 - d0, s1 - s0)))
+            edge_source.append(s + s0)
+            edge_dest.append(d + d0)
     return _frozen(np.concatenate(edge_source)), _frozen(np.concatenate(edge_dest))
 
 
