@@ -69,7 +69,7 @@ class Array:
     span: Span
 
 
-Expr = IntLit, RealLit, BoolLit, Name, Index, Unary, Binary, Call, Array
+Expr = IntLit | RealLit | BoolLit | Name | Index | Unary | Binary | Call | Array
 
 
 # ---- statements -------------------------------------------------------------------------------
