@@ -1,0 +1,1 @@
+"""Data sets for training: IDX files, MNIST (downloaded), Fashion-MNIST, CSV and NPZ."""

@@ -1,0 +1,62 @@
+"""IDX files (MNIST's format), plain or gzip-compressed, read without trusting their headers."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+# IDX type codes -> numpy big-endian dtypes
+_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 4 << 30
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """The array stored in an IDX file; a DataError names the file and what is wrong with it."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{path}: not an IDX file (wrong magic number)")
+    type_code, rank = data[2], data[3]
+    if type_code not in _TYPES or rank == 0:
+        raise DataError(f"{path}: not an IDX file (unknown type 0x{type_code:02x} or rank {rank})")
+    header = 4 + 4 * rank
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    dtype = np.dtype(_TYPES[type_code])
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(f"{path}: the header promises {expected:,} bytes of {list(shape)} data but "
+                        f"the file holds {len(data) - header:,} (truncated or corrupt)")
+    values = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+            handle.seek(0)
+            if head == b"\x1f\x8b":
+                return _gunzip(handle, path)
+            return handle.read(MAX_IDX_BYTES + 1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as error:
+        raise DataError(f"{path}: {error.strerror or error}") from None
+
+
+def _gunzip(handle, path: Path) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=handle) as unzipped:
+            data = unzipped.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: damaged gzip data ({error})") from None
+    if len(data) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: larger than {MAX_IDX_BYTES:,} bytes uncompressed")
+    return data
