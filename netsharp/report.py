@@ -56,7 +56,9 @@ def _describe_geometry(bundle) -> str:
     if g.is_padded:
         parts.append(f"pad {_dims(g.lower_pad)}/{_dims(g.upper_pad)}")
     if bundle.kind == "convolve":
-        parts.append(f"maps {_dims(bundle.map_count)}")
+        maps = bundle.map_count
+        simple = all(m == 1 for m in maps[1:])
+        parts.append(f"{maps[0]} maps" if simple else f"maps {_dims(maps)}")
         if not all(bundle.sharing):
             parts.append("sharing " + ",".join("T" if s else "F" for s in bundle.sharing))
         parts.append(f"{bundle.kernel_count} kernels")
