@@ -11,7 +11,7 @@ from typing import Any
 
 from . import ast, ir
 from .consts import Evaluator, describe, kind_of
-from .errors import SemanticError, did_you_mean
+from .errors import NetsharpError, SemanticError, did_you_mean
 from .geometry import (Axis, Geometry, auto_padded_axis, explicit_padded_axis, tiles_exactly,
                        unpadded_axis)
 from .predicates import filtered_edges
@@ -84,7 +84,7 @@ def check(program: ast.Program, context: Context = Context()) -> ir.Network:
     """The whole semantic pass; raises SemanticError (with the program's text attached)."""
     try:
         return _check(program, context)
-    except SemanticError as error:
+    except NetsharpError as error:
         raise error.with_source(program.source) from None
 
 
@@ -186,7 +186,8 @@ def _resolve_task(context: Context, output: _LayerInfo) -> str:
     if context.task:
         return context.task
     if context.classes is not None:
-        return "binary" if context.classes == 2 else "multiclass"
+        one_node = output.shape is None or prod(output.shape) == 1
+        return "binary" if context.classes == 2 and one_node else "multiclass"
     if output.shape is None:
         raise SemanticError("the output layer's size is auto, but neither the number of classes "
                             "nor the task is known", output.decl.shape_span,
@@ -683,6 +684,10 @@ def _apply_share(share: ast.Share, layers: list[ir.Layer], slots: dict, owner: d
                              "`share { 1 => H1, 1 => H2 }`",))
     by_name = {layer.name: layer for layer in layers}
     items = [_share_slots(item, by_name) for item in share.items]
+    for index, names in enumerate(items):
+        if names in items[:index]:
+            raise SemanticError(f"'{share.items[index].layer}' is named twice in this share",
+                                share.items[index].span)
     first = items[0]
     for item, names in zip(share.items[1:], items[1:]):
         _check_same_structure(item, share.items[0], names, first, slots)

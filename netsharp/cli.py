@@ -1,6 +1,7 @@
 """The `netsharp` command. Thin: it parses options, calls the library, and owns the exit codes.
 
-Exit status: 0 success, 1 an error in the user's program or data, 2 a usage error.
+Exit status: 0 success, 1 an error in the user's program or data, 2 a usage error,
+3 an internal error (a bug in netsharp).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 
 import click
 
+from . import __version__
 from .errors import NetsharpError
 
 TASKS = ("multiclass", "binary", "regression")
@@ -26,11 +28,19 @@ class _Group(click.Group):
                 raise
             click.echo(str(error), err=True)
             ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:  # a bug in netsharp, not the user's mistake
+            if ctx.params.get("traceback"):
+                raise
+            click.echo(f"netsharp: internal error: {type(error).__name__}: {error}\n"
+                       "  = note: run again with --traceback and report it", err=True)
+            ctx.exit(3)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--traceback", is_flag=True, help="Show Python tracebacks (for bug reports).")
-@click.version_option(package_name="netsharp", prog_name="netsharp")
+@click.version_option(version=__version__, prog_name="netsharp")
 def main(traceback: bool) -> None:
     """netsharp: compile and train Net# neural networks."""
 
@@ -65,6 +75,8 @@ def compile_command(files, as_json, features, classes, task, hidden_size) -> Non
             network = compile_file(path, features=features, classes=classes, task=task,
                                    hidden_size=hidden_size)
         except NetsharpError as error:
+            if click.get_current_context().find_root().params.get("traceback"):
+                raise
             click.echo(str(error), err=True)
             failed = True
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import check as _check
@@ -11,6 +13,17 @@ from .parse import parse
 from .source import Source, Span
 
 MAX_SOURCE_BYTES = 10_000_000
+RECURSION_LIMIT = 20_000  # long expression chains are evaluated recursively (Python frames only)
+
+
+@contextmanager
+def _deep_recursion():
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 def compile(source: str, *, path: str | None = None, features: int | None = None,
@@ -21,8 +34,8 @@ def compile(source: str, *, path: str | None = None, features: int | None = None
     text = Source(source, path or "<string>")
     _check_size(text)
     try:
-        program = parse(text)
-        return _check.check(program, context)
+        with _deep_recursion():
+            return _check.check(parse(text), context)
     except RecursionError:
         raise ParseError("the program is nested too deeply", Span(text.path, 1, 1, 1, 2),
                          source=text) from None
@@ -32,7 +45,7 @@ def compile_file(path: str | Path, **options) -> Network:
     """Compile a Net# file; a missing or unreadable file is a NetsharpError too."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except FileNotFoundError:
         raise NetsharpError(f"{path}: no such file") from None
     except IsADirectoryError:

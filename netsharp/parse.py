@@ -6,7 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import lark
-from lark import Transformer, v_args
+from lark import v_args
+from lark.visitors import Transformer_NonRecursive
 
 from . import ast
 from .errors import ParseError, did_you_mean
@@ -111,10 +112,20 @@ def _accepted(error) -> set[str]:
 
 
 def _end_error(expected: set[str], source: Source) -> ParseError:
-    lines = source.text.splitlines() or [""]
-    line, col = len(lines), len(lines[-1]) + 1
+    line, col = _end_of_last_token(source)
     span = Span(source.path, line, col, line, col + 1)
     return ParseError(f"unexpected end of program; expected {_describe_expected(expected)}", span)
+
+
+def _end_of_last_token(source: Source) -> tuple[int, int]:
+    """Where the program's last token ends: the place something is missing."""
+    last = None
+    try:
+        for token in _parser().lex(source.text):
+            last = token
+    except lark.exceptions.UnexpectedInput:
+        pass
+    return (last.end_line, last.end_column) if last is not None else (1, 1)
 
 
 def _describe_token(token) -> str:
@@ -165,7 +176,7 @@ def _token_span(path: str, token) -> Span:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """Builds ast records; every method receives Lark's position metadata first."""
 
     def __init__(self, source: Source):

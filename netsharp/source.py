@@ -31,8 +31,9 @@ class Source:
     path: str = "<string>"
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Lines end at "\n" only, as the lexer counts them (splitlines() knows more breaks).
+        lines = self.text.split("\n")
+        return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
 
     def render(self, span: Span) -> str:
         """The span's first line with a caret underline, in the style of rustc."""
