@@ -1,0 +1,158 @@
+"""Training and inference throughput of netsharp vs PyTorch CPU on DESIGN.md section 4's networks.
+
+    python bench/throughput.py [--batches 1 16 64 256] [--seconds 0.4] [--networks mlp lenet]
+
+Each framework runs in its own child process, one after the other (see run_worker); float32,
+2 threads (torch.set_num_threads(2); numba and OpenBLAS use the machine's 2 cores); the same
+batch of random 28x28 inputs, softmax cross-entropy and SGD with momentum. A training step is
+forward + loss + backward + update on one fixed batch; inference is a forward pass over one
+batch. Each figure is the median of 3 timed runs of about --seconds.
+PyTorch is imported lazily: `pip install torch` to run this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import netsharp  # noqa: E402
+from netsharp.model import Model, split_inputs, targets  # noqa: E402
+
+NETWORKS = ("basic_conv", "cntk103d_pool", "lenet", "mlp")
+
+
+def torch_network(name: str):
+    """The same layers in PyTorch (Net#'s basic_conv C2 is a grouped convolution: 10 kernels
+    for each of the 5 input maps)."""
+    from torch import nn
+
+    if name == "basic_conv":
+        return nn.Sequential(nn.Conv2d(1, 5, 5, stride=2), nn.Sigmoid(),
+                             nn.Conv2d(5, 50, 5, stride=2, groups=5), nn.Sigmoid(),
+                             nn.Flatten(), nn.Linear(800, 100), nn.Sigmoid(), nn.Linear(100, 10))
+    if name == "cntk103d_pool":
+        return nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3),
+                             nn.Flatten(), nn.Linear(256, 10))
+    if name == "lenet":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2),
+                             nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.Sigmoid(), nn.Linear(100, 10))
+
+
+def rate(step, batch: int, seconds: float) -> float:
+    """Images per second: median of 3 runs, each repeating `step` for about `seconds`."""
+    step()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds / 4 or calls < 2:
+        step()
+        calls += 1
+    per_call = (time.perf_counter() - start) / calls
+    repeats = max(2, int(seconds / per_call))
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        runs.append(batch * repeats / (time.perf_counter() - start))
+    return statistics.median(runs)
+
+
+def netsharp_steps(name: str, X: np.ndarray, labels: np.ndarray):
+    model = Model(netsharp.compile_file(ROOT / "samples" / f"{name}.ns"), seed=0)
+    model.fit(X[:2], labels[:2], epochs=1, batch_size=2, optimizer="sgd", lr=0.01, momentum=0.9)
+    inputs, target = split_inputs(model.network, X), targets(model.network, labels)
+
+    def train():
+        model.train_step(inputs, target, 0.01)
+
+    return train, lambda: model.predict(X, batch_size=len(X))
+
+
+def torch_steps(name: str, X: np.ndarray, labels: np.ndarray):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch_network(name)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    images = torch.from_numpy(X.reshape(-1, 1, 28, 28))
+    target = torch.from_numpy(labels)
+
+    def train():
+        optimizer.zero_grad()
+        loss_fn(net(images), target).backward()
+        optimizer.step()
+
+    def infer():
+        with torch.no_grad():
+            torch.softmax(net(images), dim=1)
+
+    return train, infer
+
+
+def measure(framework: str, networks, batches, seconds: float) -> dict:
+    """{"network/batch": [train rate, infer rate]} for one framework, in this process."""
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+    make = torch_steps if framework == "torch" else netsharp_steps
+    rng, rates = np.random.default_rng(0), {}
+    for name in networks:
+        for batch in batches:
+            X = rng.random((batch, 784), dtype=np.float32)
+            labels = rng.integers(0, 10, batch)
+            train, infer = make(name, X, labels)
+            rates[f"{name}/{batch}"] = [rate(train, batch, seconds), rate(infer, batch, seconds)]
+    return rates
+
+
+def run_worker(framework: str, args) -> dict:
+    """Each framework runs in its own process, one after the other: PyTorch's and numba's
+    OpenMP runtimes in one process spin against each other on 2 cores and slow both."""
+    command = [sys.executable, __file__, "--worker", framework, "--seconds", str(args.seconds),
+               "--networks", *args.networks, "--batches", *map(str, args.batches)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    parser.add_argument("--seconds", type=float, default=0.4)
+    parser.add_argument("--worker", choices=["netsharp", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.networks, args.batches, args.seconds)))
+        return
+    ours, theirs = run_worker("netsharp", args), run_worker("torch", args)
+    print("images/s, float32, 2 threads; ratio = netsharp / torch\n")
+    header = f"{'network':<14} {'batch':>5} | {'train ns':>9} {'torch':>9} {'ratio':>6} | " \
+             f"{'infer ns':>10} {'torch':>10} {'ratio':>6}"
+    print(header + "\n" + "-" * len(header))
+    worst = float("inf")
+    for key, (train, infer) in ours.items():
+        name, batch = key.split("/")
+        torch_train, torch_infer = theirs[key]
+        worst = min(worst, train / torch_train, infer / torch_infer)
+        print(f"{name:<14} {batch:>5} | {train:>9,.0f} {torch_train:>9,.0f} "
+              f"{train / torch_train:>6.2f} | {infer:>10,.0f} {torch_infer:>10,.0f} "
+              f"{infer / torch_infer:>6.2f}")
+    print(f"\nworst ratio: {worst:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The fast executor: runs a lower.Plan with the numba kernels, float32, buffers reused.
+
+forward(params, inputs) -> workspace; workspace[name] is (z, y) for every layer.
+backward(params, workspace, dz_output) -> gradients (the executor's own buffers: read or copy
+them before the next call). Buffers are kept per batch size (the last short batch of an epoch
+gets its own set), so a training step allocates almost nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..lower import Plan
+from . import activations
+from .conv import ConvOp
+from .filtered import FilteredOp
+from .full import FullOp
+from .norm import NormOp
+from .pool import PoolOp
+
+DTYPE = np.float32
+_NO_BIAS = np.zeros(0, DTYPE)
+
+
+def make_op(step):
+    kind = step.kind
+    if kind == "full":
+        return FullOp()
+    if kind == "filtered":
+        return FilteredOp(step.tables)
+    if kind == "convolve":
+        return ConvOp(step.tables)
+    if kind in ("max_pool", "mean_pool"):
+        return PoolOp(step.tables, kind == "max_pool")
+    return NormOp(step.tables, step.bundle)
+
+
+class Workspace:
+    """Buffers for one batch size: z, y and dy per layer, and each bundle's own."""
+
+    def __init__(self, plan: Plan, ops: dict, batch: int, training: bool):
+        self.batch, self.training = batch, training
+        self.z, self.y, self.dy, self.space = {}, {}, {}, {}
+        for step in plan.layers:
+            nodes = step.layer.nodes
+            self.z[step.name] = np.zeros((batch, nodes), DTYPE)
+            self.y[step.name] = self.z[step.name] if step.alias else np.zeros((batch, nodes), DTYPE)
+            if training:
+                self.dy[step.name] = np.zeros((batch, nodes), DTYPE)
+            for i in range(len(step.bundles)):
+                self.space[step.name, i] = ops[step.name, i].buffers(batch, training, DTYPE)
+        self.acts: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name in self.z:
+            return self.z[name], self.y[name]
+        return self.acts[name], self.acts[name]
+
+
+class FastExecutor:
+    name = "numba"
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.ops = {(s.name, i): make_op(b) for s in plan.layers for i, b in enumerate(s.bundles)}
+        self.grads = {p.name: np.zeros(p.shape, DTYPE) for p in plan.network.parameters}
+        self._spaces: dict[tuple[int, bool], Workspace] = {}
+
+    def workspace(self, batch: int, training: bool) -> Workspace:
+        key = (batch, training)
+        if key not in self._spaces:
+            if len(self._spaces) >= 4:  # a few sizes (full and last batch) are all that recur
+                self._spaces.pop(next(iter(self._spaces)))
+            self._spaces[key] = Workspace(self.plan, self.ops, batch, training)
+        return self._spaces[key]
+
+    def forward(self, params: dict, inputs: dict, training: bool = True) -> Workspace:
+        batch = len(next(iter(inputs.values())))
+        ws = self.workspace(batch, training)
+        ws.acts = {name: np.ascontiguousarray(x, DTYPE) for name, x in inputs.items()}
+        for step in self.plan.layers:
+            z = ws.z[step.name]
+            for i, b in enumerate(step.bundles):
+                self.ops[step.name, i].forward(ws.acts[b.source], params.get(b.param), z,
+                                               ws.space[step.name, i], i > 0)
+            if not step.alias:
+                bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
+                activations.forward(z, bias, step.code, ws.y[step.name])
+            ws.acts[step.name] = ws.y[step.name]
+        return ws
+
+    def backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
+        grads = self.grads
+        for step in reversed(self.plan.layers):
+            if step.layer.kind == "output":
+                dz = dz_output
+            else:
+                dz = ws.dy[step.name]
+                if not step.alias:  # in place: dy becomes dz
+                    activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code, dz)
+            if step.layer.bias:
+                _add_column_sums(dz, grads[step.layer.bias], not step.bias_first)
+            for i, b in enumerate(step.bundles):
+                dx = ws.dy[b.source] if b.needs_dx else None
+                self.ops[step.name, i].backward(
+                    dz, ws.acts[b.source], params.get(b.param), ws.space[step.name, i],
+                    dx, not b.dx_first, grads.get(b.param), not b.grad_first)
+        return grads
+
+
+def _add_column_sums(dz: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
+    if accumulate:
+        out += dz.sum(axis=0)
+    else:
+        np.sum(dz, axis=0, out=out)

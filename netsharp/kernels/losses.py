@@ -1,0 +1,44 @@
+"""Losses, chosen from the task and the output layer; each returns (mean loss, dL/dz_output).
+
+Plain numpy: the output layer is small, and the same code serves both executors.
+- multiclass (or a multi-node two-class output): softmax cross-entropy; a softmax layer's
+  outputs are its probabilities, any other output function's outputs are taken as logits.
+- binary with one output node: log loss; a sigmoid node's output is its probability, any
+  other output is taken as a logit.
+- regression: squared error, 1/2 sum over output nodes, averaged over samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference import activate_backward
+
+
+def loss_kind(task: str, nodes: int) -> str:
+    if task == "regression":
+        return "squared"
+    return "log" if nodes == 1 else "cross_entropy"
+
+
+def loss_and_grad(kind: str, activation: str, z, y, target) -> tuple[float, np.ndarray]:
+    """`target` is (batch, nodes): one-hot rows, probabilities, 0/1 or real values."""
+    batch = z.shape[0]
+    if kind == "squared":
+        diff = y - target
+        return 0.5 * float((diff.astype(np.float64) ** 2).sum()) / batch, \
+            activate_backward(activation, z, y, diff / batch)
+    direct = activation == ("sigmoid" if kind == "log" else "softmax")
+    logits = z if direct else y
+    if kind == "log":
+        loss = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+        grad = (1 / (1 + np.exp(-logits)) - target) / batch
+    else:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = -(target * log_p)
+        grad = (np.exp(log_p) - target) / batch
+    total = float(loss.astype(np.float64).sum()) / batch
+    if direct:
+        return total, grad.astype(z.dtype)
+    return total, activate_backward(activation, z, y, grad.astype(z.dtype))

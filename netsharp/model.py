@@ -1,0 +1,413 @@
+"""Model: a compiled network with weights; predict, fit, evaluate, save and load.
+
+    net = netsharp.compile_file("samples/mlp.ns")
+    model = Model(net, seed=0)
+    model.fit(X, y, epochs=5, batch_size=64, optimizer="adam", lr=1e-3)
+    model.evaluate(X_test, y_test)      # {'loss': ..., 'accuracy': ...}
+    model.save("mlp.safetensors"); load("mlp.safetensors")
+
+Weights are float32 numpy arrays keyed by Parameter.name with the IR's shapes. Two executors
+run the same plan: "numba" (fast, float32) and "reference" (plain numpy, any dtype).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import DataError, ResourceError
+from .ir import Network
+from .kernels.losses import loss_and_grad, loss_kind
+from .lower import lower, memory_estimate
+from .optim import Optimizer, OptimizerState, make_optimizer
+
+FORMAT = "netsharp-model"
+FORMAT_VERSION = 1
+
+
+# ---- initial weights ---------------------------------------------------------------------------
+
+
+def _fan_in(network: Network, name: str, shape: tuple[int, ...]) -> np.ndarray | float:
+    """Inputs feeding one weight's destination: the first bundle that uses the parameter."""
+    for layer in network.layers:
+        for b in layer.bundles:
+            if b.param != name:
+                continue
+            if b.kind == "full":
+                return float(shape[1])
+            if b.kind == "convolve":
+                return float(b.geometry.kernel_size)
+            counts = np.bincount(np.asarray(b.edge_dest), minlength=layer.nodes)
+            return counts[np.asarray(b.edge_dest)].astype(np.float64)
+    raise KeyError(name)
+
+
+def initial_parameters(network: Network, rng: np.random.Generator,
+                       diameter: float | None = None) -> dict[str, np.ndarray]:
+    """`Weights = ...` values where given; else uniform in [-d/2, d/2] with a diameter d;
+    else weights uniform in +-sqrt(3 / fan-in) (variance 1/fan-in) and biases 0.
+    Parameters are drawn in Network.parameters order from one generator."""
+    biases = {layer.bias for layer in network.layers if layer.bias}
+    params = {}
+    for p in network.parameters:
+        if p.initial is not None:
+            value = np.asarray(p.initial, dtype=np.float64).reshape(p.shape)
+        elif diameter is not None:
+            value = rng.uniform(-diameter / 2, diameter / 2, p.shape)
+        elif p.name in biases:
+            value = np.zeros(p.shape)
+        else:
+            value = _fan_in_uniform(network, p, rng)
+        params[p.name] = np.ascontiguousarray(value, dtype=np.float32)
+    return params
+
+
+def _fan_in_uniform(network: Network, p, rng: np.random.Generator) -> np.ndarray:
+    bound = np.sqrt(3.0 / _fan_in(network, p.name, p.shape))
+    if len(p.shape) == 2 and network_is_conv(network, p.name):
+        value = np.zeros(p.shape)
+        value[:, :-1] = rng.uniform(-1, 1, (p.shape[0], p.shape[1] - 1)) * bound
+        return value  # kernel biases (the last column) start at 0
+    return rng.uniform(-1, 1, p.shape) * bound
+
+
+def network_is_conv(network: Network, name: str) -> bool:
+    return any(b.param == name and b.kind == "convolve"
+               for layer in network.layers for b in layer.bundles)
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def split_inputs(network: Network, X, dtype=np.float32) -> dict[str, np.ndarray]:
+    """(n, features) split across the input layers in declaration order, or a dict by name."""
+    layers = network.inputs
+    if isinstance(X, dict):
+        missing = [layer.name for layer in layers if layer.name not in X]
+        if missing:
+            raise DataError(f"no data for input layer(s) {', '.join(missing)}")
+        parts = {layer.name: np.asarray(X[layer.name]).reshape(len(X[layer.name]), -1)
+                 for layer in layers}
+    else:
+        X = np.asarray(X)
+        if X.ndim == 1 and len(layers) == 1 and layers[0].nodes == X.size:
+            X = X[None, :]
+        X = X.reshape(len(X), -1) if X.ndim > 2 else X
+        features = sum(layer.nodes for layer in layers)
+        if X.ndim != 2 or X.shape[1] != features:
+            raise DataError(f"expected data of shape (n, {features}) for input layers "
+                            f"{_describe_inputs(network)}, got {X.shape}")
+        offsets = np.cumsum([0] + [layer.nodes for layer in layers])
+        parts = {layer.name: X[:, a:b] for layer, a, b in zip(layers, offsets, offsets[1:])}
+    for layer in layers:
+        if parts[layer.name].shape[1] != layer.nodes:
+            raise DataError(f"input layer '{layer.name}' has {layer.nodes} nodes, but its data "
+                            f"has {parts[layer.name].shape[1]} columns")
+    if len({len(v) for v in parts.values()}) > 1:
+        raise DataError("the input layers' data have different numbers of rows")
+    return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in parts.items()}
+
+
+def _describe_inputs(network: Network) -> str:
+    return ", ".join(f"{layer.name}[{layer.nodes}]" for layer in network.inputs)
+
+
+def targets(network: Network, y, dtype=np.float32) -> np.ndarray:
+    """(n, output nodes): class labels become one-hot rows; 0/1 or values stay as they are."""
+    nodes, task = network.output.nodes, network.task
+    y = np.asarray(y)
+    if task != "regression" and nodes > 1 and y.ndim == 1:
+        labels = y.astype(np.int64)
+        if not np.array_equal(labels, y) or labels.min(initial=0) < 0 or \
+                labels.max(initial=0) >= nodes:
+            raise DataError(f"class labels must be integers in 0..{nodes - 1}")
+        return np.eye(nodes, dtype=dtype)[labels]
+    y = y.reshape(len(y), -1)
+    if y.shape[1] != nodes:
+        raise DataError(f"the output layer has {nodes} nodes, but the targets have "
+                        f"{y.shape[1]} columns")
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
+def _batches(n: int, batch_size: int, order: np.ndarray | None = None):
+    for start in range(0, n, batch_size):
+        rows = slice(start, start + batch_size)
+        yield rows if order is None else order[rows]
+
+
+# ---- the model ---------------------------------------------------------------------------------
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+class Model:
+    """A network and its weights. backend: "numba" (float32) or "reference" (numpy, `dtype`).
+
+    memory_limit: bytes that parameters, gradients, optimizer state and activations may take
+    (default half of physical memory); a larger batch raises ResourceError before allocating.
+    """
+
+    def __init__(self, network: Network, seed: int = 0, *, backend: str = "numba",
+                 init_diameter: float | None = None, memory_limit: int | None = None,
+                 dtype=np.float32, compile_options: dict | None = None):
+        if backend not in ("numba", "reference"):
+            raise ValueError(f"backend must be 'numba' or 'reference', not {backend!r}")
+        self.network, self.seed, self.backend = network, seed, backend
+        self.dtype = np.dtype(np.float32 if backend == "numba" else dtype)
+        self.memory_limit = memory_limit or physical_memory() // 2
+        self.plan = lower(network)
+        self.rng = np.random.default_rng(seed)
+        self.params = {k: v.astype(self.dtype) for k, v in
+                       initial_parameters(network, self.rng, init_diameter).items()}
+        self.history: list[dict] = []
+        self.epochs_trained = 0
+        self.optimizer: Optimizer | None = None
+        self._optimizer_state: OptimizerState | None = None
+        self._executor = None
+        self.compile_options = compile_options or {}
+
+    # -- executors --
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            if self.backend == "numba":
+                from .kernels.executor import FastExecutor
+
+                self._executor = FastExecutor(self.plan)
+            else:
+                from .reference import ReferenceExecutor
+
+                self._executor = ReferenceExecutor(self.network, self.dtype)
+        return self._executor
+
+    def check_memory(self, batch: int, training: bool, optimizer_slots: int = 0) -> int:
+        """Raise ResourceError when this batch would need more than the memory limit."""
+        total, per_layer = memory_estimate(self.plan, batch, training, optimizer_slots)
+        if total > self.memory_limit:
+            name = max(per_layer, key=per_layer.get)
+            what = "training" if training else "inference"
+            raise ResourceError(
+                f"{what} with batch size {batch} needs about {_gib(total)} (limit "
+                f"{_gib(self.memory_limit)}); the largest layer is '{name}' with "
+                f"{_gib(per_layer[name])}",
+                notes=("use a smaller batch size, or raise Model(memory_limit=...)",))
+        return total
+
+    # -- inference --
+
+    def predict(self, X, batch_size: int = 256) -> np.ndarray:
+        """The output layer's values, (n, output nodes): probabilities for softmax/sigmoid."""
+        inputs = split_inputs(self.network, X, self.dtype)
+        n = len(next(iter(inputs.values())))
+        batch_size = max(1, min(batch_size, n))
+        self.check_memory(batch_size, training=False)
+        out = np.empty((n, self.network.output.nodes), dtype=self.dtype)
+        for rows in _batches(n, batch_size):
+            state = self.executor.forward(self.params, {k: v[rows] for k, v in inputs.items()},
+                                          training=False)
+            out[rows] = state[self.network.output.name][1]
+        return out
+
+    def predict_classes(self, X, batch_size: int = 256) -> np.ndarray:
+        return _classes(self.predict(X, batch_size))
+
+    def evaluate(self, X, y, batch_size: int = 256) -> dict:
+        """{'loss', 'accuracy'} for classification; {'loss', 'mse'} for regression."""
+        inputs = split_inputs(self.network, X, self.dtype)
+        target = targets(self.network, y, self.dtype)
+        n = len(target)
+        batch_size = max(1, min(batch_size, n))
+        self.check_memory(batch_size, training=False)
+        kind, output = loss_kind(self.network.task, self.network.output.nodes), \
+            self.network.output
+        loss, outputs = 0.0, []
+        for rows in _batches(n, batch_size):
+            state = self.executor.forward(self.params, {k: v[rows] for k, v in inputs.items()},
+                                          training=False)
+            z, out = state[output.name]
+            loss += loss_and_grad(kind, output.activation, z, out, target[rows])[0] * len(out)
+            outputs.append(out.copy())
+        return _metrics(self.network.task, loss / n, np.concatenate(outputs), target)
+
+    # -- training --
+
+    def fit(self, X, y, *, epochs: int = 1, batch_size: int = 32,
+            optimizer: str | Optimizer = "sgd", lr: float | None = None,
+            momentum: float | None = None, nesterov: bool | None = None,
+            weight_decay: float | None = None, lr_decay: float | None = None,
+            lr_decay_every: int | None = None, shuffle: bool = True,
+            validation_data: tuple | None = None,
+            on_epoch: Callable[[dict], object] | None = None, **options) -> list[dict]:
+        """Mini-batch training; returns this call's epoch records (also in self.history).
+
+        on_epoch(record) runs after every epoch; returning False stops training.
+        """
+        config = make_optimizer(optimizer, lr=lr, momentum=momentum, nesterov=nesterov,
+                                weight_decay=weight_decay, lr_decay=lr_decay,
+                                lr_decay_every=lr_decay_every, **options)
+        if config != self.optimizer or self._optimizer_state is None:
+            self.optimizer, self._optimizer_state = config, OptimizerState(config, self.params)
+        inputs = split_inputs(self.network, X, self.dtype)
+        target = targets(self.network, y, self.dtype)
+        n = len(target)
+        batch_size = max(1, min(batch_size, n))
+        self.check_memory(batch_size, training=True, optimizer_slots=config.slots)
+        records = []
+        for _ in range(epochs):
+            record = self._epoch(inputs, target, batch_size, shuffle)
+            if validation_data is not None:
+                scores = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                record.update({f"val_{k}": v for k, v in scores.items()})
+            records.append(record)
+            self.history.append(record)
+            if on_epoch is not None and on_epoch(record) is False:
+                break
+        return records
+
+    def _epoch(self, inputs: dict, target: np.ndarray, batch_size: int, shuffle: bool) -> dict:
+        n, start = len(target), time.perf_counter()
+        lr = self.optimizer.learning_rate(self.epochs_trained)
+        order = self.rng.permutation(n) if shuffle else None
+        total, correct = 0.0, 0
+        for rows in _batches(n, batch_size, order):
+            loss, out = self.train_step({k: v[rows] for k, v in inputs.items()}, target[rows], lr)
+            total += loss * len(out)
+            if self.network.task != "regression":
+                correct += int((_classes(out) == _classes(target[rows])).sum())
+        self.epochs_trained += 1
+        record = {"epoch": self.epochs_trained, "lr": lr, "loss": total / n,
+                  "seconds": time.perf_counter() - start}
+        if self.network.task != "regression":
+            record["accuracy"] = correct / n
+        return record
+
+    def train_step(self, inputs: dict, target: np.ndarray, lr: float):
+        """One forward, backward and update on one batch; returns (loss, outputs)."""
+        output = self.network.output
+        state = self.executor.forward(self.params, inputs)
+        z, out = state[output.name]
+        loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes), output.activation,
+                                 z, out, target)
+        grads = self.executor.backward(self.params, state, np.ascontiguousarray(dz, self.dtype))
+        self.optimizer.step(self.params, grads, self._optimizer_state, lr)
+        return loss, out
+
+    # -- weights and files --
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        unknown = set(weights) - set(self.params)
+        if unknown:
+            raise DataError(f"unknown parameter(s) {', '.join(sorted(unknown))}; this network "
+                            f"has {', '.join(self.params)}")
+        for name, value in weights.items():
+            value = np.asarray(value)
+            if value.shape != self.params[name].shape:
+                raise DataError(f"parameter '{name}' has shape {self.params[name].shape}, "
+                                f"not {value.shape}")
+            self.params[name][...] = value
+
+    def save(self, path) -> None:
+        """safetensors: the weights, plus the Net# text and training record as JSON metadata."""
+        from safetensors.numpy import save_file
+
+        meta = {"format": FORMAT, "version": FORMAT_VERSION,
+                "source": self.network.source.text, "path": self.network.source.path,
+                "compile": self._compile_options(), "seed": self.seed,
+                "epochs_trained": self.epochs_trained, "history": self.history,
+                "optimizer": self.optimizer.to_dict() if self.optimizer else None}
+        tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.params.items()}
+        save_file(tensors, str(path), metadata={"netsharp": json.dumps(meta)})
+
+    def _compile_options(self) -> dict:
+        network = self.network
+        options = {"features": sum(layer.nodes for layer in network.inputs),
+                   "task": network.task, **self.compile_options}
+        if network.task == "multiclass":
+            options["classes"] = network.output.nodes
+        if network.task == "binary":
+            options["binary_outputs"] = network.output.nodes
+        hidden = _auto_hidden_size(network)
+        if hidden is not None:
+            options["hidden_size"] = hidden
+        return options
+
+    def __repr__(self) -> str:
+        layers = " -> ".join(f"{s.name}[{s.layer.nodes}]" for s in self.plan.layers)
+        inputs = "+".join(f"{layer.name}[{layer.nodes}]" for layer in self.network.inputs)
+        trained = f"{self.epochs_trained} epochs" if self.epochs_trained else "untrained"
+        return (f"<Model {self.network.source.path}: {inputs} -> {layers}; "
+                f"{self.network.total_weights:,} weights; {self.network.task}; {trained}; "
+                f"{self.backend}>")
+
+
+def load(path, *, backend: str = "numba", memory_limit: int | None = None) -> Model:
+    """A model saved by Model.save: recompiles its Net# text and restores the weights."""
+    from safetensors import SafetensorError, safe_open
+
+    from .compiler import compile as compile_text
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = json.loads((f.metadata() or {}).get("netsharp", "null"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, ValueError, SafetensorError) as error:
+        raise DataError(f"{path}: cannot read a netsharp model ({error})") from None
+    if not meta or meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a netsharp model file (no netsharp metadata)")
+    network = compile_text(meta["source"], path=meta["path"], **meta["compile"])
+    model = Model(network, meta["seed"], backend=backend, memory_limit=memory_limit,
+                  compile_options=_extra_options(meta["compile"]))
+    model.set_weights(tensors)
+    model.history, model.epochs_trained = meta["history"], meta["epochs_trained"]
+    if meta.get("optimizer"):
+        model.optimizer = make_optimizer(meta["optimizer"]["name"], **{
+            k: v for k, v in meta["optimizer"].items() if k != "name"})
+    return model
+
+
+def _auto_hidden_size(network: Network) -> int | None:
+    """The size every `hidden ... auto` layer got, so that a reload reproduces the shapes."""
+    from .ast import LayerDecl
+    from .parse import parse
+
+    for statement in parse(network.source).statements:
+        if isinstance(statement, LayerDecl) and statement.kind == "hidden" \
+                and statement.shape is None:
+            return network.layer(statement.name).nodes
+    return None
+
+
+def _extra_options(options: dict) -> dict:
+    return {k: v for k, v in options.items()
+            if k not in ("features", "task", "classes", "binary_outputs")}
+
+
+def _classes(values: np.ndarray) -> np.ndarray:
+    return (values[:, 0] > 0.5).astype(np.int64) if values.shape[1] == 1 else values.argmax(1)
+
+
+def _metrics(task: str, loss: float, outputs: np.ndarray, target: np.ndarray) -> dict:
+    if task == "regression":
+        return {"loss": loss, "mse": float(((outputs - target) ** 2).mean())}
+    return {"loss": loss, "accuracy": float((_classes(outputs) == _classes(target)).mean())}
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+
+
+__all__ = ["Model", "load", "initial_parameters", "split_inputs", "targets"]

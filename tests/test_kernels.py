@@ -1,0 +1,307 @@
+"""Kernels: the reference is right (hand-worked values, central differences in float64), and the
+fast numba kernels agree with it on hypothesis-drawn geometries of every bundle kind."""
+
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import netsharp
+from netsharp.geometry import auto_padded_axis, explicit_padded_axis, unpadded_axis
+from netsharp.ir import ACTIVATIONS
+from netsharp.kernels.losses import loss_and_grad, loss_kind
+from netsharp.lower import lower, window_table
+from netsharp.model import initial_parameters
+from netsharp.reference import ReferenceExecutor
+
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def tup(values) -> str:
+    return "[" + ", ".join(str(v).lower() if isinstance(v, bool) else str(v)
+                           for v in values) + "]"
+
+
+def conv_text(kind: str, shape, kernel, stride, pad, sharing=None, maps=None, extra="") -> str:
+    """A program: X -> H (one geometry bundle) -> 3-way softmax output. pad: None,
+    ('auto', bools) or ('explicit', lower, upper)."""
+    attrs = f"InputShape = {tup(shape)}; KernelShape = {tup(kernel)}; Stride = {tup(stride)};"
+    axes = positions(shape, kernel, stride, pad)
+    if pad and pad[0] == "auto":
+        attrs += f" Padding = {tup(pad[1])};"
+    elif pad:
+        attrs += f" LowerPad = {tup(pad[1])}; UpperPad = {tup(pad[2])};"
+    nodes = prod(axes)
+    if kind == "convolve":
+        count = maps if isinstance(maps, int) else tup(maps)  # an int means [m, 1, ..., 1]
+        attrs += f" Sharing = {tup(sharing)}; MapCount = {count};"
+        nodes *= maps if isinstance(maps, int) else prod(maps)
+    activation = "tanh" if kind == "convolve" else ""
+    return (f"input X {tup(shape)}; hidden H [{nodes}] {activation} from X {kind} "
+            f"{{ {attrs} {extra} }} output Y [3] softmax from H all;")
+
+
+def positions(shape, kernel, stride, pad) -> list[int]:
+    result = []
+    for d, (i, k, s) in enumerate(zip(shape, kernel, stride)):
+        if pad and pad[0] == "auto" and pad[1][d]:
+            result.append(auto_padded_axis(i, k, s).positions)
+        elif pad and pad[0] == "explicit":
+            result.append(explicit_padded_axis(i, k, s, pad[1][d], pad[2][d]).positions)
+        else:
+            result.append(unpadded_axis(i, k, s).positions)
+    return result
+
+
+def random_case(network, seed=0, batch=3, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    params = {k: v.astype(dtype) for k, v in initial_parameters(network, rng, 1.0).items()}
+    inputs = {layer.name: rng.normal(size=(batch, layer.nodes)).astype(dtype)
+              for layer in network.inputs}
+    out = network.output
+    if network.task == "regression":
+        target = rng.normal(size=(batch, out.nodes))
+    elif out.nodes == 1:
+        target = rng.integers(0, 2, (batch, 1)).astype(float)
+    else:
+        target = np.eye(out.nodes)[rng.integers(0, out.nodes, batch)]
+    return params, inputs, target.astype(dtype)
+
+
+def assert_gradients(network, seed=0, tolerance=1e-6):
+    """Reference backward == central differences of the loss, every parameter entry."""
+    params, inputs, target = random_case(network, seed)
+    executor = ReferenceExecutor(network)
+    out = network.output
+    kind = loss_kind(network.task, out.nodes)
+
+    def loss():
+        z, y = executor.forward(params, inputs)[out.name]
+        return loss_and_grad(kind, out.activation, z, y, target)
+
+    _, dz = loss()
+    grads = executor.backward(params, executor.forward(params, inputs), dz)
+    for name, value in params.items():
+        flat, analytic = value.reshape(-1), grads[name].reshape(-1)
+        numeric = np.empty_like(flat)
+        for i in range(flat.size):
+            keep, h = flat[i], 1e-6
+            flat[i] = keep + h
+            up = loss()[0]
+            flat[i] = keep - h
+            numeric[i] = (up - loss()[0]) / (2 * h)
+            flat[i] = keep
+        np.testing.assert_allclose(analytic, numeric, rtol=tolerance, atol=tolerance,
+                                   err_msg=name)
+
+
+def assert_fast_matches_reference(network, seed=0, batch=3):
+    """Forward values and gradients of the numba executor (float32) == reference (float64)."""
+    from netsharp.kernels.executor import FastExecutor
+
+    params, inputs, _ = random_case(network, seed, batch, np.float32)
+    wide = {k: v.astype(np.float64) for k, v in params.items()}
+    reference, fast = ReferenceExecutor(network), FastExecutor(lower(network))
+    ref_state = reference.forward(wide, inputs)
+    fast_state = fast.forward(params, inputs)
+    for layer in network.layers:
+        np.testing.assert_allclose(fast_state[layer.name][1], ref_state[layer.name][1],
+                                   rtol=2e-4, atol=2e-5, err_msg=layer.name)
+    dz = np.random.default_rng(seed + 1).normal(size=ref_state[network.output.name][0].shape)
+    ref_grads = reference.backward(wide, ref_state, dz)
+    fast_grads = fast.backward(params, fast_state, dz.astype(np.float32))
+    for name, grad in ref_grads.items():
+        scale = max(1.0, float(np.abs(grad).max()))
+        np.testing.assert_allclose(fast_grads[name], grad, rtol=1e-3, atol=1e-4 * scale,
+                                   err_msg=name)
+
+
+# ---- the reference follows LANGUAGE.md section 5 (hand-worked values) --------------------------
+
+
+def test_unpadded_kernels_are_centred_and_map_major():
+    # I=8, K=3, S=3: N=2, extra = 8 - (3 + 3) = 2 -> origin 1; kernels cover 1-3 and 4-6.
+    text = ("input X [8]; hidden H [4] linear from X convolve { InputShape = [8]; "
+            "KernelShape = [3]; Stride = [3]; MapCount = 2; "
+            "Weights = [1, 10, 100, 0, 2, 0, 0, 0.5]; } output Y [1] from H all;")
+    net = netsharp.compile(text, task="regression")
+    params = initial_parameters(net, np.random.default_rng(0))
+    x = np.arange(1.0, 9.0)[None, :]
+    z = ReferenceExecutor(net).forward(params, {"X": x})["H"][0]
+    # map 0 (w 1, 10, 100, bias 0) at positions 0, 1; then map 1 (w 2, 0, 0, bias 0.5)
+    np.testing.assert_allclose(z, [[432, 765, 4.5, 10.5]])
+
+
+def test_mean_pool_divides_by_real_cells_and_max_ignores_padding():
+    # I=3, K=3, Padding: 3 windows -1..1, 0..2, 1..3 -> real cells {0,1}, {0,1,2}, {1,2}
+    for kind, expected in (("mean", [[-1.5, -2.0, -2.5]]), ("max", [[-1.0, -1.0, -2.0]])):
+        text = (f"input X [3]; hidden P [3] from X {kind} pool {{ InputShape = [3]; "
+                "KernelShape = [3]; Padding = true; } output Y [1] from P all;")
+        net = netsharp.compile(text, task="regression")
+        params = initial_parameters(net, np.random.default_rng(0))
+        state = ReferenceExecutor(net).forward(params, {"X": np.array([[-1.0, -2.0, -3.0]])})
+        np.testing.assert_allclose(state["P"][1], expected)
+
+
+@pytest.mark.parametrize("full, n", [(False, 2), (True, 3)])
+def test_response_norm_formula(full, n):
+    text = ("input X [3]; hidden N [3] from X response norm { InputShape = [3]; "
+            "KernelShape = [3]; Padding = true; Alpha = 0.5; Beta = 0.75; Offset = 2; "
+            f"AvgOverFullKernel = {str(full).lower()}; }} output Y [1] from N all;")
+    net = netsharp.compile(text, task="regression")
+    x = np.array([[1.0, 2.0, 3.0]])
+    params = initial_parameters(net, np.random.default_rng(0))
+    y = ReferenceExecutor(net).forward(params, {"X": x})["N"][1]
+    # node 0: window cells -1..1, real {0, 1}, centre 0
+    np.testing.assert_allclose(y[0, 0], 1.0 * (2 + 0.5 / n * (1 + 4)) ** -0.75)
+
+
+def test_window_table_follows_axis_windows():
+    net = netsharp.compile_file("samples/padded_pool.ns")
+    geometry = net.layer("P1").bundles[0].geometry
+    table = window_table(geometry)
+    p = 5 * 144 + 3 * 12 + 11  # some position near the upper edge
+    coords = np.unravel_index(p, geometry.positions)
+    cells = [range(len(a.window(c))) for a, c in zip(geometry.axes, coords)]
+    expected = []
+    for offset in np.ndindex(*[len(c) for c in cells]):
+        cell = [a.window(c)[o] for a, c, o in zip(geometry.axes, coords, offset)]
+        real = all(0 <= v < a.size for v, a in zip(cell, geometry.axes))
+        expected.append(np.ravel_multi_index(cell, geometry.input_shape) if real else -1)
+    assert table[p].tolist() == expected
+
+
+# ---- gradients == central differences (float64) ------------------------------------------------
+
+GRADIENT_PROGRAMS = {
+    "full": "input X [4]; hidden H [3] from X all; output Y [2] softmax from H all;",
+    "filtered": ("input X [3, 4]; hidden H [3, 2] from X where (s, d) => s[0] == d[0] && "
+                 "s[1] >= d[1]; output Y [2] softmax from H all;"),
+    "conv1d_padded_unshared": conv_text("convolve", [7], [3], [2], ("auto", [True]), [False],
+                                        [2]),
+    "conv2d_explicit": conv_text("convolve", [5, 4], [3, 2], [2, 1],
+                                 ("explicit", [1, 0], [1, 1]), [True, True], [2, 1]),
+    "conv3d_mixed_sharing": conv_text("convolve", [2, 4, 4], [1, 3, 2], [1, 1, 2],
+                                      ("auto", [False, True, False]), [False, True, True], 2),
+    "conv4d": conv_text("convolve", [2, 3, 3, 2], [2, 2, 2, 1], [1, 1, 1, 1], None,
+                        [True, False, True, True], [1, 1, 2, 1]),
+    "max_pool": conv_text("max pool", [5, 5], [3, 2], [2, 1], ("auto", [True, False])),
+    "mean_pool": conv_text("mean pool", [5, 5], [3, 3], [2, 2], ("explicit", [1, 1], [1, 1])),
+    "norm_padded": conv_text("response norm", [3, 4], [3, 1], [1, 1], ("auto", [True, False]),
+                             extra="Alpha = 0.7; Beta = 0.75;"),
+    "norm_unpadded": conv_text("response norm", [4, 3], [2, 3], [1, 1], None,
+                               extra="Alpha = 0.5; Beta = 0.6; Offset = 1.5;"),
+    "norm_full_kernel": conv_text("response norm", [5], [3], [1], ("auto", [True]),
+                                  extra="Alpha = 0.5; Beta = 0.75; AvgOverFullKernel = true;"),
+    "two_bundles_summed": ("input X [4]; input Z [3]; hidden H [3] tanh { from X all; "
+                           "from Z where (s, d) => s != d; } output Y [2] softmax from H all;"),
+    "shared_weights": ("input { A [3]; B [3]; } hidden { H1 [4] tanh from A all; "
+                       "H2 [4] tanh from B all; } output Y [2] softmax { from H1 all; "
+                       "from H2 all; } share { H1, H2 }"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_PROGRAMS))
+def test_bundle_gradients(name):
+    assert_gradients(netsharp.compile(GRADIENT_PROGRAMS[name]))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_gradients(activation):
+    text = (f"input X [4]; hidden H [5] {activation} from X all; "
+            "output Y [2] linear from H all;")
+    assert_gradients(netsharp.compile(text, task="regression"), seed=3)
+
+
+@pytest.mark.parametrize("task, output", [("multiclass", "[3] softmax"),
+                                          ("multiclass", "[3] tanh"),
+                                          ("binary", "[1] sigmoid"), ("binary", "[1] linear"),
+                                          ("binary", "[2] softmax"),
+                                          ("regression", "[2] linear"),
+                                          ("regression", "[2] srlinear")])
+def test_loss_gradients(task, output):
+    text = f"input X [4]; hidden H [5] tanh from X all; output Y {output} from H all;"
+    assert_gradients(netsharp.compile(text, task=task), seed=5)
+
+
+# ---- fast == reference --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_PROGRAMS))
+def test_fast_matches_reference_on_gradient_programs(name):
+    assert_fast_matches_reference(netsharp.compile(GRADIENT_PROGRAMS[name]))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_fast_activations_match_reference(activation):
+    text = (f"input X [4]; hidden H [6] {activation} from X all; "
+            "output Y [2] linear from H all;")
+    assert_fast_matches_reference(netsharp.compile(text, task="regression"), batch=4)
+
+
+@st.composite
+def geometries(draw, max_rank=4):
+    """(shape, kernel, stride, pad) with a legal padding form for every dimension."""
+    rank = draw(st.integers(1, max_rank))
+    limit = {1: 9, 2: 6, 3: 4, 4: 3}[rank]
+    shape = [draw(st.integers(1, limit)) for _ in range(rank)]
+    kernel = [draw(st.integers(1, i)) for i in shape]
+    stride = [draw(st.integers(1, k)) for k in kernel]
+    form = draw(st.sampled_from(["none", "auto", "explicit"]))
+    if form == "auto":
+        return shape, kernel, stride, ("auto", [draw(st.booleans()) for _ in range(rank)])
+    if form == "explicit":
+        lower_pad = [draw(st.integers(0, (k - 1) // 2)) for k in kernel]
+        upper_pad = []
+        for i, k, s, lo in zip(shape, kernel, stride, lower_pad):
+            fits = [hi for hi in range(k // 2 + 1) if (i + lo + hi - k) % s == 0]
+            upper_pad.append(draw(st.sampled_from(fits)) if fits else None)
+        if None not in upper_pad:
+            return shape, kernel, stride, ("explicit", lower_pad, upper_pad)
+    return shape, kernel, stride, None
+
+
+@SETTINGS
+@given(geometries(), st.data())
+def test_fast_convolution_matches_reference(geometry, data):
+    shape, kernel, stride, pad = geometry
+    rank = len(shape)
+    sharing = [data.draw(st.booleans()) for _ in range(rank)]
+    maps = data.draw(st.one_of(st.integers(1, 3),
+                               st.lists(st.integers(1, 2), min_size=rank, max_size=rank)))
+    network = netsharp.compile(conv_text("convolve", shape, kernel, stride, pad, sharing, maps))
+    assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)))
+
+
+@SETTINGS
+@given(geometries(), st.sampled_from(["max pool", "mean pool", "response norm"]), st.data())
+def test_fast_pooling_and_norm_match_reference(geometry, kind, data):
+    shape, kernel, stride, pad = geometry
+    extra = ""
+    if kind == "response norm":
+        extra = (f"Alpha = {data.draw(st.sampled_from([0.1, 1.0]))}; Beta = 0.75; "
+                 f"AvgOverFullKernel = {str(data.draw(st.booleans())).lower()};")
+    network = netsharp.compile(conv_text(kind, shape, kernel, stride, pad, extra=extra))
+    assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=2)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5), st.integers(0, 99))
+def test_fast_filtered_matches_reference(rows, cols, dest, seed):
+    text = (f"input X [{rows}, {cols}]; hidden H [{dest}] from X where (s, d) => "
+            f"(s[0] + s[1] + d) % 2 == 0 || s[1] == 0; output Y [2] softmax from H all;")
+    assert_fast_matches_reference(netsharp.compile(text), seed=seed)
+
+
+@pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "response_norm",
+                                    "share_bundles", "filtered"])
+def test_fast_matches_reference_on_samples(sample):
+    assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=2)
