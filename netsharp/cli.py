@@ -85,3 +85,33 @@ def compile_command(files, as_json, features, classes, task, hidden_size) -> Non
         else:
             click.echo(("\n" if index else "") + network.summary())
     sys.exit(1 if failed else 0)
+
+
+@main.command("train")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_spec", required=True,
+              help="mnist, fashion-mnist, or a directory of MNIST-style IDX files.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate (default: the optimizer's).")
+@click.option("--momentum", type=click.FloatRange(min=0, max=1), help="SGD momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--validation-split", type=click.FloatRange(min=0, max=0.5), default=0.0,
+              show_default=True, help="Fraction of the training images held out each epoch.")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N images only.")
+@click.option("--output", type=click.Path(file_okay=False), default="netsharp-run",
+              show_default=True, help="Directory for model.safetensors and metrics.json.")
+@click.option("--cache", type=click.Path(file_okay=False),
+              help="Download cache (default $NETSHARP_CACHE or ~/.cache/netsharp).")
+def train_command(model, data_spec, output, cache, **options) -> None:
+    """Train a Net# network on a data set, evaluate it on the test set, save it."""
+    from pathlib import Path
+
+    from .train import TrainOptions, train
+
+    settings = TrainOptions(output=Path(output), cache=Path(cache) if cache else None, **options)
+    train(Path(model), data_spec, settings, say=click.echo)
