@@ -305,3 +305,31 @@ def test_fast_filtered_matches_reference(rows, cols, dest, seed):
                                     "share_bundles", "filtered"])
 def test_fast_matches_reference_on_samples(sample):
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=2)
+
+
+@pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "response_norm",
+                                    "share_bundles", "filtered"])
+def test_parallel_kernels_match_reference(sample, monkeypatch):
+    """Small batches run the serial twins; with no threshold every kernel runs in parallel."""
+    from netsharp.kernels import jit
+
+    monkeypatch.setattr(jit, "SERIAL_BELOW", 0)
+    assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=5)
+
+
+@pytest.mark.parametrize("floats", [1, 3000])
+@pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "share_bundles"])
+def test_chunked_inference_matches_whole_batch(sample, floats, monkeypatch):
+    """Inference convolves a few samples at a time (a short last chunk included); only the
+    summation order of the products differs."""
+    from netsharp.kernels import conv
+    from netsharp.kernels.executor import FastExecutor
+
+    network = netsharp.compile_file(f"samples/{sample}.ns")
+    params, inputs, _ = random_case(network, 0, 7, np.float32)
+    whole = FastExecutor(lower(network)).forward(params, inputs)
+    monkeypatch.setattr(conv, "CHUNK_FLOATS", floats)
+    chunked = FastExecutor(lower(network)).forward(params, inputs, training=False)
+    for layer in network.layers:
+        np.testing.assert_allclose(chunked[layer.name][1], whole[layer.name][1], rtol=1e-4,
+                                   atol=1e-5, err_msg=layer.name)

@@ -27,6 +27,39 @@ def _softmax_row(z, y):
         y[j] *= scale
 
 
+@jit
+def _activate(code, z, y):
+    """y = f(z) over one row: one loop per function, so that each loop vectorises (a test of
+    the code per element measured 3-4x slower on rlinear)."""
+    if code == SIGMOID:
+        for j in range(z.size):
+            y[j] = 1.0 / (1.0 + np.exp(-z[j]))
+    elif code == RLINEAR:
+        for j in range(z.size):
+            y[j] = max(z[j], 0.0)
+    elif code == SQUARE:
+        for j in range(z.size):
+            y[j] = z[j] * z[j]
+    elif code == SQRT:
+        for j in range(z.size):
+            y[j] = math.sqrt(max(z[j], 0.0))
+    elif code == SRLINEAR:
+        for j in range(z.size):
+            y[j] = max(z[j], 0.0) + math.log1p(math.exp(-abs(z[j])))
+    elif code == ABS:
+        for j in range(z.size):
+            y[j] = abs(z[j])
+    elif code == TANH:
+        for j in range(z.size):
+            y[j] = math.tanh(z[j])
+    elif code == BRLINEAR:
+        for j in range(z.size):
+            y[j] = min(max(z[j], 0.0), 1.0)
+    else:
+        for j in range(z.size):
+            y[j] = z[j]
+
+
 @jit(parallel=True)
 def forward(z, bias, code, y):
     """z += bias (when bias.size), then y = f(z); y may be z itself."""
@@ -38,27 +71,8 @@ def forward(z, bias, code, y):
                 zb[j] += bias[j]
         if code == SOFTMAX:
             _softmax_row(zb, yb)
-            continue
-        for j in range(n):
-            v = zb[j]
-            if code == SIGMOID:
-                yb[j] = 1.0 / (1.0 + np.exp(-v))
-            elif code == RLINEAR:
-                yb[j] = max(v, 0.0)
-            elif code == SQUARE:
-                yb[j] = v * v
-            elif code == SQRT:
-                yb[j] = math.sqrt(max(v, 0.0))
-            elif code == SRLINEAR:
-                yb[j] = max(v, 0.0) + math.log1p(math.exp(-abs(v)))
-            elif code == ABS:
-                yb[j] = abs(v)
-            elif code == TANH:
-                yb[j] = math.tanh(v)
-            elif code == BRLINEAR:
-                yb[j] = min(max(v, 0.0), 1.0)
-            else:
-                yb[j] = v
+        else:
+            _activate(code, zb, yb)
 
 
 @jit(parallel=True)
@@ -73,6 +87,14 @@ def backward(z, y, dy, code, dz):
                 dot += dyb[j] * yb[j]
             for j in range(n):
                 dzb[j] = yb[j] * (dyb[j] - dot)
+            continue
+        if code == RLINEAR:  # the common functions get loops of their own, which vectorise
+            for j in range(n):
+                dzb[j] = dyb[j] if zb[j] > 0 else 0.0
+            continue
+        if code == SIGMOID:
+            for j in range(n):
+                dzb[j] = dyb[j] * yb[j] * (1.0 - yb[j])
             continue
         for j in range(n):
             v, out, g = zb[j], yb[j], dyb[j]

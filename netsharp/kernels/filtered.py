@@ -25,7 +25,7 @@ def backward_input(dz, w, source, dest, dx, accumulate):
             dxb[source[e]] += w[e] * dzb[dest[e]]
 
 
-@jit(parallel=True)
+@jit(parallel=True, work=4)
 def backward_weights(dz, x, source, dest, dw, accumulate):
     """One edge per iteration, summed over the batch in order: no races, same result always."""
     for e in prange(source.size):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import types
 
 # numba's OpenMP workers spin after each parallel loop by default, taking the second core
 # from OpenBLAS's next matrix product (measured: a 16-sample MLP forward 12 ms instead of
@@ -15,11 +16,45 @@ import numba  # noqa: E402
 # reciprocal approximations; NaN/inf checks stay (no "nnan"/"ninf").
 FASTMATH = {"contract", "reassoc", "arcp"}
 
+# Below this many elements of work a parallel loop runs serially: waking the sleeping
+# (passive) workers costs tens of microseconds a call, more than a one-core pass over 64K
+# floats, and at batch 1 every kernel is that small.
+SERIAL_BELOW = 1 << 16
 
-def jit(function=None, *, parallel: bool = False):
-    """njit with an on-disk cache, so a second process loads instead of compiling."""
+
+def _njit(fn, parallel: bool):
+    return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True)(fn)
+
+
+def _renamed(fn, suffix: str):
+    """A copy of fn under another name: numba's on-disk cache is keyed by the function's
+    qualified name and signature, not by its flags, so the serial twin needs its own name."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__, copy.__doc__ = fn.__qualname__ + suffix, fn.__doc__
+    copy.__module__ = fn.__module__
+    return copy
+
+
+class Twin:
+    """A parallel kernel and its serial twin; a call runs the serial one when the array
+    args[work] (the kernel's largest, or the one its loop runs over) has fewer than
+    `scale` * SERIAL_BELOW elements."""
+
+    def __init__(self, fn, work: int, scale: int):
+        self.parallel, self.serial = _njit(fn, True), _njit(_renamed(fn, "_serial"), False)
+        self.work, self.scale, self.__doc__ = work, scale, fn.__doc__
+
+    def __call__(self, *args):
+        small = args[self.work].size < self.scale * SERIAL_BELOW
+        return (self.serial if small else self.parallel)(*args)
+
+
+def jit(function=None, *, parallel: bool = False, work: int = 0, scale: int = 1):
+    """njit with an on-disk cache, so a second process loads instead of compiling.
+    parallel=True gives a Twin whose size test reads positional argument `work`."""
     def wrap(fn):
-        return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True)(fn)
+        return Twin(fn, work, scale) if parallel else _njit(fn, False)
 
     return wrap(function) if function is not None else wrap
 

@@ -36,7 +36,7 @@ def forward(x, table, count, is_max, z, winner, accumulate):
             zb[p] = zb[p] + value if accumulate else value
 
 
-@jit(parallel=True)
+@jit(parallel=True, work=5)
 def backward(dz, table, count, is_max, winner, dx, accumulate):
     positions, size = table.shape
     for b in prange(dz.shape[0]):
