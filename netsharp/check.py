@@ -614,9 +614,16 @@ class _Slot:
 
     name: str
     shape: tuple[int, ...]
-    structure: tuple
     span: Span
     initial: tuple[float, ...] | None
+    bundle: ir.Bundle | None  # None for a bias
+    layer: ir.Layer
+
+    def structure(self) -> tuple:
+        """Computed only for shared slots: a filtered bundle's key copies its whole edge list."""
+        if self.bundle is None:
+            return ("bias", self.layer.nodes)
+        return _structure(self.bundle, self.layer)
 
 
 def _resolve_shares(layers: list[ir.Layer], collected: _Program):
@@ -641,11 +648,10 @@ def _slots(layers: list[ir.Layer], collected: _Program) -> dict[str, _Slot]:
         for bundle, info in zip(layer.bundles, infos):
             if bundle.param is not None:
                 slots[bundle.param] = _Slot(bundle.param, _param_shape(bundle, layer),
-                                            _structure(bundle, layer), bundle.span,
-                                            _initial_values(info.attrs))
+                                            bundle.span, _initial_values(info.attrs), bundle,
+                                            layer)
         if layer.bias:
-            slots[layer.bias] = _Slot(layer.bias, (layer.nodes,), ("bias", layer.nodes),
-                                      layer.span, None)
+            slots[layer.bias] = _Slot(layer.bias, (layer.nodes,), layer.span, None, None, layer)
     return slots
 
 
@@ -732,7 +738,7 @@ def _bundle_slot(bundle: ir.Bundle, item: ast.ShareItem) -> list[str]:
 
 def _check_same_structure(item, first_item, names, first_names, slots) -> None:
     mismatch = len(names) != len(first_names) or any(
-        slots[a].structure != slots[b].structure for a, b in zip(names, first_names))
+        slots[a].structure() != slots[b].structure() for a, b in zip(names, first_names))
     if mismatch:
         mine = ", ".join(f"{n} {list(slots[n].shape)}" for n in names)
         theirs = ", ".join(f"{n} {list(slots[n].shape)}" for n in first_names)
