@@ -6,13 +6,15 @@
 """
 
 from .compiler import compile, compile_file
-from .errors import DataError, NetsharpError, ParseError, ResourceError, SemanticError
+from .errors import (DataError, NetsharpError, NumericalError, ParseError, ResourceError,
+                     SemanticError)
 from .ir import Layer, Network, Parameter
 
 __version__ = "0.1.0"
 
 __all__ = ["compile", "compile_file", "Network", "Layer", "Parameter", "Model", "load",
            "NetsharpError", "ParseError", "SemanticError", "ResourceError", "DataError",
+           "NumericalError",
            "__version__"]
 
 

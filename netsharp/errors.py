@@ -55,6 +55,10 @@ class DataError(NetsharpError):
     """Input data is missing, malformed or does not fit the network."""
 
 
+class NumericalError(NetsharpError):
+    """Training diverged: a loss or activation became NaN or infinite."""
+
+
 def did_you_mean(name: str, candidates) -> tuple[str, ...]:
     """A note suggesting the closest candidate, or nothing when none is close."""
     import difflib

@@ -13,13 +13,15 @@ run the same plan: "numba" (fast, float32) and "reference" (plain numpy, any dty
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import DataError, ResourceError
+from .errors import DataError, NetsharpError, NumericalError, ResourceError
 from .ir import Network
 from .kernels.losses import loss_and_grad, loss_kind
 from .lower import lower, memory_estimate
@@ -27,6 +29,10 @@ from .optim import Optimizer, OptimizerState, make_optimizer
 
 FORMAT = "netsharp-model"
 FORMAT_VERSION = 1
+DIVERGENCE_ADVICE = (
+    "try a smaller learning rate, or inputs scaled to a small range (netsharp train "
+    "--normalize minmax)",)
+SLOT_PREFIX = "__optimizer__/"   # checkpoint tensors holding optimizer slots: prefix name/index
 
 
 # ---- initial weights ---------------------------------------------------------------------------
@@ -140,6 +146,25 @@ def _batches(n: int, batch_size: int, order: np.ndarray | None = None):
         yield rows if order is None else order[rows]
 
 
+@dataclass
+class EpochProgress:
+    """Where an unfinished epoch stands: enough to resume it bit-identically mid-way.
+
+    The generator's state is the one before the epoch's shuffle, so a resumed epoch replays the
+    same order and skips the batches already done."""
+
+    epoch: int                 # 1-based number of the epoch being run
+    rng_state: dict
+    batches_done: int = 0
+    samples: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 # ---- the model ---------------------------------------------------------------------------------
 
 
@@ -171,6 +196,10 @@ class Model:
                        initial_parameters(network, self.rng, init_diameter).items()}
         self.history: list[dict] = []
         self.epochs_trained = 0
+        self.epoch_progress: EpochProgress | None = None
+        # Saved with the model so that predict/evaluate prepare raw data as training did.
+        self.preprocessing: dict | None = None
+        self.class_names: tuple[str, ...] = ()
         self.optimizer: Optimizer | None = None
         self._optimizer_state: OptimizerState | None = None
         self._executor = None
@@ -248,10 +277,17 @@ class Model:
             weight_decay: float | None = None, lr_decay: float | None = None,
             lr_decay_every: int | None = None, shuffle: bool = True,
             validation_data: tuple | None = None,
-            on_epoch: Callable[[dict], object] | None = None, **options) -> list[dict]:
+            on_epoch: Callable[[dict], object] | None = None,
+            on_batch: Callable[[EpochProgress, int], object] | None = None,
+            should_stop: Callable[[], bool] | None = None, **options) -> list[dict]:
         """Mini-batch training; returns this call's epoch records (also in self.history).
 
         on_epoch(record) runs after every epoch; returning False stops training.
+        on_batch(progress, samples_in_epoch) runs after every batch. should_stop() is asked
+        after every batch: when it says True, training stops between two steps and
+        `epoch_progress` holds what a checkpoint needs to resume the epoch exactly.
+        A loss that is NaN or infinite raises NumericalError before the update that would
+        spread it, leaving the weights of the last good step.
         """
         config = make_optimizer(optimizer, lr=lr, momentum=momentum, nesterov=nesterov,
                                 weight_decay=weight_decay, lr_decay=lr_decay,
@@ -265,7 +301,9 @@ class Model:
         self.check_memory(batch_size, training=True, optimizer_slots=config.slots)
         records = []
         for _ in range(epochs):
-            record = self._epoch(inputs, target, batch_size, shuffle)
+            record = self._epoch(inputs, target, batch_size, shuffle, on_batch, should_stop)
+            if record is None:
+                break
             if validation_data is not None:
                 scores = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                 record.update({f"val_{k}": v for k, v in scores.items()})
@@ -273,32 +311,68 @@ class Model:
             self.history.append(record)
             if on_epoch is not None and on_epoch(record) is False:
                 break
+            if should_stop is not None and should_stop():
+                break
         return records
 
-    def _epoch(self, inputs: dict, target: np.ndarray, batch_size: int, shuffle: bool) -> dict:
-        n, start = len(target), time.perf_counter()
-        lr = self.optimizer.learning_rate(self.epochs_trained)
+    def _epoch(self, inputs: dict, target: np.ndarray, batch_size: int, shuffle: bool,
+               on_batch=None, should_stop=None) -> dict | None:
+        """One epoch, or the rest of an interrupted one; None when should_stop() ended it."""
+        n = len(target)
+        progress = self._epoch_start()
         order = self.rng.permutation(n) if shuffle else None
-        total, correct = 0.0, 0
-        for rows in _batches(n, batch_size, order):
-            loss, out = self.train_step({k: v[rows] for k, v in inputs.items()}, target[rows], lr)
-            total += loss * len(out)
+        lr = self.optimizer.learning_rate(self.epochs_trained)
+        started = time.perf_counter() - progress.seconds
+        for index, rows in enumerate(_batches(n, batch_size, order)):
+            if index < progress.batches_done:
+                continue
+            batch = {k: v[rows] for k, v in inputs.items()}
+            try:
+                loss, out = self.train_step(batch, target[rows], lr)
+            except NumericalError as error:
+                raise NumericalError(f"{error.message} in epoch {progress.epoch}, batch "
+                                     f"{index + 1}; training stopped", notes=error.notes) from None
+            progress.batches_done, progress.samples = index + 1, progress.samples + len(out)
+            progress.loss_sum += loss * len(out)
             if self.network.task != "regression":
-                correct += int((_classes(out) == _classes(target[rows])).sum())
-        self.epochs_trained += 1
-        record = {"epoch": self.epochs_trained, "lr": lr, "loss": total / n,
-                  "seconds": time.perf_counter() - start}
+                progress.correct += int((_classes(out) == _classes(target[rows])).sum())
+            progress.seconds = time.perf_counter() - started
+            if on_batch is not None:
+                on_batch(progress, n)
+            if should_stop is not None and should_stop() and progress.samples < n:
+                return None
+        return self._epoch_record(progress, lr)
+
+    def _epoch_start(self) -> EpochProgress:
+        """A fresh epoch's progress, or the interrupted one's with the generator rewound."""
+        progress = self.epoch_progress
+        if progress is not None and progress.epoch == self.epochs_trained + 1:
+            self.rng.bit_generator.state = progress.rng_state
+        else:
+            progress = EpochProgress(self.epochs_trained + 1, self.rng.bit_generator.state)
+        self.epoch_progress = progress
+        return progress
+
+    def _epoch_record(self, progress: EpochProgress, lr: float) -> dict:
+        self.epochs_trained, self.epoch_progress = progress.epoch, None
+        seconds = max(progress.seconds, 1e-9)
+        record = {"epoch": progress.epoch, "lr": lr, "loss": progress.loss_sum / progress.samples,
+                  "seconds": seconds, "samples_per_s": progress.samples / seconds}
         if self.network.task != "regression":
-            record["accuracy"] = correct / n
+            record["accuracy"] = progress.correct / progress.samples
         return record
 
     def train_step(self, inputs: dict, target: np.ndarray, lr: float):
-        """One forward, backward and update on one batch; returns (loss, outputs)."""
+        """One forward, backward and update on one batch; returns (loss, outputs).
+
+        A non-finite loss raises NumericalError before the weights are touched."""
         output = self.network.output
         state = self.executor.forward(self.params, inputs)
         z, out = state[output.name]
         loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes), output.activation,
                                  z, out, target)
+        if not math.isfinite(loss):
+            raise NumericalError(f"the training loss became {loss}", notes=DIVERGENCE_ADVICE)
         grads = self.executor.backward(self.params, state, np.ascontiguousarray(dz, self.dtype))
         self.optimizer.step(self.params, grads, self._optimizer_state, lr)
         return loss, out
@@ -320,17 +394,38 @@ class Model:
                                 f"not {value.shape}")
             self.params[name][...] = value
 
-    def save(self, path) -> None:
-        """safetensors: the weights, plus the Net# text and training record as JSON metadata."""
+    def save(self, path, *, training_state: bool = False, extra: dict | None = None) -> None:
+        """safetensors: the weights, plus the Net# text and training record as JSON metadata.
+
+        training_state=True also stores the optimizer's slots, the shuffling generator and an
+        unfinished epoch's progress, so that `load` resumes training exactly (a checkpoint).
+        `extra` is JSON kept under the metadata's "extra" key (the CLI keeps its options there).
+        """
         from safetensors.numpy import save_file
 
         meta = {"format": FORMAT, "version": FORMAT_VERSION,
                 "source": self.network.source.text, "path": self.network.source.path,
                 "compile": self._compile_options(), "seed": self.seed,
                 "epochs_trained": self.epochs_trained, "history": self.history,
-                "optimizer": self.optimizer.to_dict() if self.optimizer else None}
+                "optimizer": self.optimizer.to_dict() if self.optimizer else None,
+                "preprocessing": self.preprocessing, "class_names": list(self.class_names),
+                "extra": extra}
         tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.params.items()}
+        if training_state:
+            meta["training_state"] = self._training_state(tensors)
         save_file(tensors, str(path), metadata={"netsharp": json.dumps(meta)})
+
+    def _training_state(self, tensors: dict) -> dict:
+        """Adds the optimizer's slots to `tensors`; returns the JSON part of the state."""
+        state = self._optimizer_state
+        if state is not None:
+            for name, slots in state.slots.items():
+                for index, slot in enumerate(slots):
+                    tensors[f"{SLOT_PREFIX}{name}/{index}"] = np.ascontiguousarray(slot)
+        progress = self.epoch_progress
+        return {"rng": self.rng.bit_generator.state,
+                "optimizer_steps": state.t if state is not None else None,
+                "epoch_progress": progress.to_dict() if progress else None}
 
     def _compile_options(self) -> dict:
         network = self.network
@@ -358,25 +453,61 @@ def load(path, *, backend: str = "numba", memory_limit: int | None = None) -> Mo
     """A model saved by Model.save: recompiles its Net# text and restores the weights."""
     from safetensors import SafetensorError, safe_open
 
-    from .compiler import compile as compile_text
-
     try:
         with safe_open(str(path), framework="np") as f:
             meta = json.loads((f.metadata() or {}).get("netsharp", "null"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (OSError, ValueError, SafetensorError) as error:
         raise DataError(f"{path}: cannot read a netsharp model ({error})") from None
-    if not meta or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{path}: not a netsharp model file (no netsharp metadata)")
+    try:
+        return _restore(meta, tensors, backend, memory_limit)
+    except NetsharpError as error:
+        raise DataError(f"{path}: the model file is damaged or not netsharp's: {error.message}",
+                        notes=error.notes) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataError(f"{path}: the model file is damaged or not netsharp's "
+                        f"({type(error).__name__}: {error})") from None
+
+
+def _restore(meta: dict, tensors: dict, backend: str, memory_limit: int | None) -> Model:
+    from .compiler import compile as compile_text
+
     network = compile_text(meta["source"], path=meta["path"], **meta["compile"])
     model = Model(network, meta["seed"], backend=backend, memory_limit=memory_limit,
                   compile_options=_extra_options(meta["compile"]))
+    slots = {k: tensors.pop(k) for k in list(tensors) if k.startswith(SLOT_PREFIX)}
+    missing = set(model.params) - set(tensors)
+    if missing:
+        raise DataError(f"no weights for parameter(s) {', '.join(sorted(missing))}")
     model.set_weights(tensors)
-    model.history, model.epochs_trained = meta["history"], meta["epochs_trained"]
+    model.history, model.epochs_trained = list(meta["history"]), int(meta["epochs_trained"])
+    model.preprocessing = meta.get("preprocessing")
+    model.class_names = tuple(meta.get("class_names") or ())
     if meta.get("optimizer"):
         model.optimizer = make_optimizer(meta["optimizer"]["name"], **{
             k: v for k, v in meta["optimizer"].items() if k != "name"})
+    if meta.get("training_state"):
+        _restore_training_state(model, meta["training_state"], slots)
     return model
+
+
+def _restore_training_state(model: Model, state: dict, slots: dict) -> None:
+    model.rng.bit_generator.state = state["rng"]
+    if model.optimizer is not None and state.get("optimizer_steps") is not None:
+        restored = OptimizerState(model.optimizer, model.params)
+        restored.t = int(state["optimizer_steps"])
+        for name, values in restored.slots.items():
+            for index, slot in enumerate(values):
+                saved = slots[f"{SLOT_PREFIX}{name}/{index}"]
+                if saved.shape != slot.shape:
+                    raise DataError(f"optimizer slot {index} of '{name}' has shape "
+                                    f"{saved.shape}, not {slot.shape}")
+                slot[...] = saved
+        model._optimizer_state = restored
+    if state.get("epoch_progress"):
+        model.epoch_progress = EpochProgress(**state["epoch_progress"])
 
 
 def _auto_hidden_size(network: Network) -> int | None:

@@ -144,3 +144,68 @@ def test_fit_records_epochs_validation_and_stops_on_request():
                         validation_data=(X, y), on_epoch=lambda r: seen.append(r) or len(seen) < 2)
     assert len(records) == 2 == len(seen) and records[1]["lr"] == 0.05
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(records[0])
+
+
+def _stop_after(batches: int):
+    """should_stop that answers True once `batches` steps have run."""
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) >= batches
+    return should_stop
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_checkpoint_mid_epoch_resumes_bit_identically(tmp_path, optimizer):
+    x, y = blobs(90)
+    kwargs = dict(batch_size=8, optimizer=optimizer, lr=0.05, momentum=None)
+    if optimizer == "sgd":
+        kwargs["momentum"] = 0.9
+    net = netsharp.compile(TWO_INPUTS)
+    straight = Model(net, seed=3)
+    straight.fit(x, y, epochs=3, **kwargs)
+
+    interrupted = Model(net, seed=3)
+    # 12 batches per epoch; should_stop is asked after each batch and after each epoch, so
+    # the 17th question comes after batch 4 of epoch 2: save there, reload, finish.
+    interrupted.fit(x, y, epochs=3, should_stop=_stop_after(17), **kwargs)
+    assert interrupted.epochs_trained == 1 and interrupted.epoch_progress.batches_done == 4
+    interrupted.save(tmp_path / "ckpt.safetensors", training_state=True)
+    resumed = load(tmp_path / "ckpt.safetensors")
+    assert resumed.epoch_progress.batches_done == 4
+    resumed.fit(x, y, epochs=3 - resumed.epochs_trained, **kwargs)
+
+    assert resumed.epochs_trained == 3 and resumed.epoch_progress is None
+    for name, value in straight.get_weights().items():
+        assert np.array_equal(value, resumed.get_weights()[name]), name
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+
+
+def test_non_finite_loss_stops_before_the_update():
+    x, y = blobs(40)
+    model = Model(netsharp.compile(TWO_INPUTS), seed=0)
+    x_bad = x.copy()
+    x_bad[20:] = np.inf          # batch 3 of 5 (batch size 8) sees infinite inputs
+    before = None
+
+    def remember(progress, n):
+        nonlocal before
+        before = model.get_weights()
+    with pytest.raises(netsharp.NumericalError, match=r"epoch 1, batch 3"):
+        model.fit(x_bad, y, epochs=1, batch_size=8, shuffle=False, on_batch=remember)
+    after = model.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert all(np.isfinite(v).all() for v in after.values())
+
+
+def test_plain_model_file_has_no_training_state(tmp_path):
+    x, y = blobs()
+    model = Model(netsharp.compile(TWO_INPUTS), seed=0)
+    model.fit(x, y, epochs=1, optimizer="adam")
+    model.preprocessing = {"kind": "scale", "offset": 0.0, "scale": 255.0}
+    model.class_names = ("a", "b", "c")
+    model.save(tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors")
+    assert again.epoch_progress is None and again._optimizer_state is None
+    assert again.preprocessing == model.preprocessing and again.class_names == ("a", "b", "c")
