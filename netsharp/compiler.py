@@ -43,6 +43,23 @@ def compile(source: str, *, path: str | None = None, features: int | None = None
 
 def compile_file(path: str | Path, **options) -> Network:
     """Compile a Net# file; a missing or unreadable file is a NetsharpError too."""
+    return compile(read_source(path), path=str(path), **options)
+
+
+def syntax_check(source: str, path: str | None = None) -> None:
+    """Raise the program's syntax error, if it has one; no data is needed for this."""
+    text = Source(source, path or "<string>")
+    _check_size(text)
+    try:
+        with _deep_recursion():
+            parse(text)
+    except RecursionError:
+        raise ParseError("the program is nested too deeply", Span(text.path, 1, 1, 1, 2),
+                         source=text) from None
+
+
+def read_source(path: str | Path) -> str:
+    """A Net# file's text; a missing or unreadable file is a NetsharpError."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
@@ -55,7 +72,7 @@ def compile_file(path: str | Path, **options) -> Network:
             from None
     except OSError as error:
         raise NetsharpError(f"{path}: {error.strerror}") from None
-    return compile(text, path=str(path), **options)
+    return text
 
 
 def _check_size(text: Source) -> None:
@@ -64,4 +81,4 @@ def _check_size(text: Source) -> None:
                          f"{MAX_SOURCE_BYTES:,}", Span(text.path, 1, 1, 1, 2), source=text)
 
 
-__all__ = ["compile", "compile_file", "Network", "NetsharpError"]
+__all__ = ["compile", "compile_file", "read_source", "syntax_check", "Network", "NetsharpError"]

@@ -200,6 +200,7 @@ class Model:
         # Saved with the model so that predict/evaluate prepare raw data as training did.
         self.preprocessing: dict | None = None
         self.class_names: tuple[str, ...] = ()
+        self.extra: dict | None = None   # the JSON given to save(extra=...), as loaded
         self.optimizer: Optimizer | None = None
         self._optimizer_state: OptimizerState | None = None
         self._executor = None
@@ -485,6 +486,7 @@ def _restore(meta: dict, tensors: dict, backend: str, memory_limit: int | None) 
     model.history, model.epochs_trained = list(meta["history"]), int(meta["epochs_trained"])
     model.preprocessing = meta.get("preprocessing")
     model.class_names = tuple(meta.get("class_names") or ())
+    model.extra = meta.get("extra")
     if meta.get("optimizer"):
         model.optimizer = make_optimizer(meta["optimizer"]["name"], **{
             k: v for k, v in meta["optimizer"].items() if k != "name"})

@@ -31,6 +31,7 @@ OPTIONS: dict[str, dict] = {
 
 # Hand arithmetic, layer by layer, in declaration order (the same sums as the headers).
 EXPECTED_TOTALS: dict[str, int] = {
+    "digits": 16 * (3 * 3 + 1) + (16 * 6 * 6) * 64 + 64 + 64 * 10 + 10,
     "basic_conv": 5 * (5 * 5 + 1) + 10 * 5 * (1 * 5 * 5 + 1) + (50 * 4 * 4) * 100 + 100
     + 100 * 10 + 10,
     "conv_pool_deep": 5 * (5 * 5 + 1) + 10 * 5 * (1 * 5 * 5 + 1) + (50 * 6 * 6) * 100 + 100

@@ -1,9 +1,11 @@
-"""The built wheel works outside the source tree: `netsharp` command, grammar inside the package."""
+"""The built wheel works outside the source tree: `netsharp` command, grammar inside the package,
+the embedded digits data set with its licence."""
 
 import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +27,8 @@ def test_installed_wheel_compiles_a_program_from_outside_the_source_tree(tmp_pat
                  "-w", dist, ROOT, cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     wheel = next(dist.glob("netsharp-*.whl"))
+    packed = zipfile.ZipFile(wheel).namelist()
+    assert {"netsharp/data/digits.csv.gz", "netsharp/data/DIGITS-LICENSE.txt"} <= set(packed)
 
     # The fresh environment borrows lark/numpy/click from this one but gets netsharp from the wheel.
     env_dir = tmp_path / "venv"
@@ -42,6 +46,12 @@ def test_installed_wheel_compiles_a_program_from_outside_the_source_tree(tmp_pat
     module_file, grammar_file = where.stdout.split()
     assert Path(module_file).is_relative_to(env_dir)
     assert Path(grammar_file).is_relative_to(Path(module_file).parent)
+
+    digits = _run(bin_dir / "python", "-c",
+                  "from netsharp.data import datasets; d = datasets.digits(); "
+                  "print(datasets.DIGITS_FILE, len(d.x_train) + len(d.x_test))", cwd=tmp_path)
+    data_file, rows = digits.stdout.split()
+    assert Path(data_file).is_relative_to(env_dir) and rows == "1797", digits.stderr
 
     for command in ([bin_dir / "netsharp"], [bin_dir / "python", "-m", "netsharp"]):
         result = _run(*command, "compile", program, cwd=tmp_path)

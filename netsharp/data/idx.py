@@ -37,6 +37,20 @@ def read_idx(path: str | Path) -> np.ndarray:
     return values.astype(dtype.newbyteorder("="))
 
 
+def looks_like_idx(path: Path) -> bool:
+    """Whether the file starts with IDX's magic number (0, 0, type, rank), gzipped or not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            if head[:2] == b"\x1f\x8b":
+                handle.seek(0)
+                with gzip.GzipFile(fileobj=handle) as unzipped:
+                    head = unzipped.read(4)
+    except (OSError, EOFError):
+        return False
+    return len(head) == 4 and head[:2] == b"\0\0" and head[2] in _TYPES and head[3] > 0
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         with open(path, "rb") as handle:
