@@ -190,6 +190,7 @@ class Model:
         self.network, self.seed, self.backend = network, seed, backend
         self.dtype = np.dtype(np.float32 if backend == "numba" else dtype)
         self.memory_limit = memory_limit or physical_memory() // 2
+        self._check_parameter_memory()
         self.plan = lower(network)
         self.rng = np.random.default_rng(seed)
         self.params = {k: v.astype(self.dtype) for k, v in
@@ -220,6 +221,18 @@ class Model:
 
                 self._executor = ReferenceExecutor(self.network, self.dtype)
         return self._executor
+
+    def _check_parameter_memory(self) -> None:
+        """Refuse, before allocating anything, weights that alone exceed the memory limit."""
+        sizes = {p.name: math.prod(p.shape) * self.dtype.itemsize
+                 for p in self.network.parameters}
+        total = sum(sizes.values())
+        if total > self.memory_limit:
+            name = max(sizes, key=sizes.get)
+            raise ResourceError(
+                f"the weights alone need {_gib(total)} (limit {_gib(self.memory_limit)}); the "
+                f"largest is '{name}' with {_gib(sizes[name])}",
+                notes=("make the network smaller, or raise Model(memory_limit=...)",))
 
     def check_memory(self, batch: int, training: bool, optimizer_slots: int = 0) -> int:
         """Raise ResourceError when this batch would need more than the memory limit."""
@@ -458,10 +471,21 @@ def load(path, *, backend: str = "numba", memory_limit: int | None = None) -> Mo
         with safe_open(str(path), framework="np") as f:
             meta = json.loads((f.metadata() or {}).get("netsharp", "null"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError, SafetensorError) as error:
+    except (OSError, ValueError, TypeError, SafetensorError) as error:
         raise DataError(f"{path}: cannot read a netsharp model ({error})") from None
+    except RecursionError:
+        raise DataError(f"{path}: cannot read a netsharp model (its metadata is nested too "
+                        "deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{path}: not a netsharp model file (no netsharp metadata)")
+    version = meta.get("version")
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        raise DataError(f"{path}: model format version {version!r} is not one this netsharp "
+                        f"reads (1 to {FORMAT_VERSION})",
+                        notes=("a newer netsharp may have written it",))
+    unreal = sorted(k for k, v in tensors.items() if v.dtype.kind not in "fiub")
+    if unreal:
+        raise DataError(f"{path}: tensor(s) {', '.join(unreal)} hold no real numbers")
     try:
         return _restore(meta, tensors, backend, memory_limit)
     except NetsharpError as error:

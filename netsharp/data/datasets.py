@@ -46,6 +46,9 @@ FASHION_FILES = (
     RemoteFile("t10k-labels-idx1-ubyte.gz", content_md5="15d484375f8d13e6eb1aabb0c3f46965"),
 )
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+OFFLINE_NOTE = ("offline, these work: --data digits (built in), --data fashion-mnist with "
+                "Debian's dataset-fashion-mnist package, a directory of IDX files, a CSV or NPZ "
+                "file",)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
@@ -124,7 +127,10 @@ def digits(raw: bool = False) -> Dataset:
 def mnist(cache: str | Path | None = None, mirrors: Sequence[str] = MNIST_MIRRORS,
           raw: bool = False, **fetch_options) -> Dataset:
     directory = cache_dir(cache) / "mnist"
-    paths = [fetch(f, mirrors, directory, **fetch_options) for f in MNIST_FILES]
+    try:
+        paths = [fetch(f, mirrors, directory, **fetch_options) for f in MNIST_FILES]
+    except DataError as error:
+        raise DataError(error.message, notes=error.notes + OFFLINE_NOTE) from None
     return _from_idx("mnist", paths, tuple(str(d) for d in range(10)), raw)
 
 

@@ -98,8 +98,15 @@ def fetch(remote: RemoteFile, mirrors: Sequence[str], directory: Path, *, retrie
                     break
                 if attempt < retries:
                     time.sleep(pause * attempt)
-    raise DataError(f"could not download {remote.name}", notes=tuple(failures) + (
+    raise DataError(f"could not download {remote.name}", notes=_tally(failures) + (
         f"without a network, put the verified file at {target}",))
+
+
+def _tally(failures: list[str]) -> tuple[str, ...]:
+    """Each distinct failure once, with how often it happened."""
+    counts = {failure: failures.count(failure) for failure in failures}
+    return tuple(f"{failure} ({count} attempts)" if count > 1 else failure
+                 for failure, count in counts.items())
 
 
 class _TransferError(Exception):
