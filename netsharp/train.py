@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, NetsharpError, NumericalError
+from .files import atomic_write
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -497,37 +496,4 @@ def _write_plots(run: Run, x_test: np.ndarray) -> None:
                  lambda p: plot_confusion_matrix(p, matrix, names))
 
 
-def atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    """`write(path)` into a temporary file beside `target`, then fsync and rename over it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from others
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, target)
-        _sync_directory(target.parent)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 __all__ = ["TrainOptions", "train", "atomic_write", "NetsharpError"]
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        handle = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import sync_directory
 from ..errors import DataError
 
 CACHE_ENV = "NETSHARP_CACHE"
@@ -127,7 +128,7 @@ def _download(url: str, remote: RemoteFile, target: Path, timeout: float, progre
         if problem:
             raise _TransferError(f"the download is damaged: {problem}")
         os.replace(temporary, target)
-        _fsync_directory(target.parent)
+        sync_directory(target.parent)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -154,14 +155,3 @@ def _copy(url: str, out, remote: RemoteFile, timeout: float, progress) -> None:
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise _TransferError(f"{reason}") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
