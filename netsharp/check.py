@@ -245,9 +245,10 @@ def _check_features(collected: _Program, context: Context) -> None:
     inputs = [i for i in collected.layers.values() if i.decl.kind == "input"]
     total = sum(prod(i.shape) for i in inputs)
     if context.features is not None and total != context.features:
+        several = ("several input layers split the features in declaration order",)
         raise SemanticError(f"the input layers take {total} features, but the data has "
                             f"{context.features}", inputs[0].decl.shape_span,
-                            ("several input layers split the features in declaration order",))
+                            several if len(inputs) > 1 else ())
 
 
 # ---- phase 3: the graph -----------------------------------------------------------------------

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import sync_directory
 from ..errors import DataError
+from ..files import sync_directory
 
 CACHE_ENV = "NETSHARP_CACHE"
 CHUNK = 1 << 16
