@@ -299,3 +299,21 @@ def test_threads_option_runs(tmp_path):
                     tmp_path / "o")
     assert result.exit_code == 0, result.output
     assert os.path.exists(tmp_path / "o" / "model.safetensors")
+
+
+def test_networks_and_labels_that_do_not_fit_are_refused_before_training(tmp_path):
+    huge = tmp_path / "huge.ns"
+    huge.write_text("input Picture [8, 8];\nhidden H [100000, 100000] from Picture all;\n"
+                    "output Digit [10] softmax from H all;\n")
+    result = invoke("train", huge, "--output", tmp_path / "o")
+    assert result.exit_code == 1 and "the weights alone need" in result.stderr
+    assert "'H.Picture'" in result.stderr and "Traceback" not in result.output
+
+    rows = np.random.default_rng(1).integers(0, 17, (60, 64))
+    labels = np.arange(60) % 12          # 12 classes for a 10-way output layer
+    table = np.column_stack([labels, rows])
+    csv = tmp_path / "twelve.csv"
+    np.savetxt(csv, table, fmt="%d", delimiter=",")
+    result = invoke("train", DIGITS, "--data", csv, "--output", tmp_path / "p")
+    assert result.exit_code == 1, result.output
+    assert "the output layer has 10 nodes, but there are 12 classes" in result.stderr
