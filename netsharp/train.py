@@ -125,8 +125,7 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
     # Overflow shows up as a NaN loss, which training reports itself: no numpy warnings.
     with _thread_limit(options.threads), np.errstate(over="ignore", invalid="ignore"):
         data = _load_data(options)
-        network = compile_text(text, path=str(source_path), features=data.features,
-                               classes=data.classes or None)
+        network = compile_text(text, path=str(source_path), **data.compile_options())
         _check_fit(network, data, source_path)
         run = _start(options, network, data, checkpoint, say)
         _warm_up(run)

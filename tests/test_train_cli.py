@@ -317,3 +317,26 @@ def test_networks_and_labels_that_do_not_fit_are_refused_before_training(tmp_pat
     result = invoke("train", DIGITS, "--data", csv, "--output", tmp_path / "p")
     assert result.exit_code == 1, result.output
     assert "the output layer has 10 nodes, but there are 12 classes" in result.stderr
+
+
+def test_regression_from_a_csv_file_trains_evaluates_and_predicts(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0])
+    csv = tmp_path / "linear.csv"
+    np.savetxt(csv, np.column_stack([x, y]), delimiter=",", header="a,b,c,d,e,target",
+               comments="", fmt="%.6f")
+    out = tmp_path / "run"
+    result = invoke("train", SAMPLES / "regression_auto.ns", "--data", csv, "--epochs", 40,
+                    "--batch-size", 16, "--lr", 0.01, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert "learning_curve.png" in {p.name for p in out.iterdir()}
+    scores = json.loads(invoke("evaluate", out / "model.safetensors", "--data", csv,
+                               "--json").stdout)
+    # The targets' variance is 1 + 4 + 0.25 + 9 = 14.25; a working fit explains nearly all.
+    assert scores["mse"] < 0.5 and scores["samples"] == 80
+    rows = tmp_path / "rows.csv"
+    np.savetxt(rows, x[:3], delimiter=",", fmt="%.6f")
+    predicted = json.loads(invoke("predict", out / "model.safetensors", rows, "--json").stdout)
+    values = np.array([r["values"][0] for r in predicted])
+    assert np.abs(values - y[:3]).max() < 1.5
