@@ -297,6 +297,11 @@ def _warm_up(run: Run) -> None:
 def _train_epochs(run: Run) -> None:
     model, options = run.model, run.options
     remaining = options.epochs - model.epochs_trained
+    if run.stopping.exhausted and model.epoch_progress is None:
+        run.stopped = "early-stopping"
+        run.say(f"early stopping ended this run after epoch {model.epochs_trained}; nothing "
+                "left to train")
+        return
     if remaining <= 0:
         run.say(f"the checkpoint already holds {model.epochs_trained} epochs; "
                 "nothing left to train (raise --epochs to train more)")

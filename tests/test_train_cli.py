@@ -340,3 +340,14 @@ def test_regression_from_a_csv_file_trains_evaluates_and_predicts(tmp_path):
     predicted = json.loads(invoke("predict", out / "model.safetensors", rows, "--json").stdout)
     values = np.array([r["values"][0] for r in predicted])
     assert np.abs(values - y[:3]).max() < 1.5
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
+    out = tmp_path / "run"
+    first = invoke("train", DIGITS, "--epochs", 60, "--validation-split", 0.2, "--patience", 1,
+                   "--lr", 0.05, "--no-plots", "--output", out)
+    assert first.exit_code == 0, first.output
+    before = weights(out / "model.safetensors")
+    again = invoke("train", DIGITS, "--resume", "--output", out)
+    assert again.exit_code == 0 and "early stopping ended this run" in again.stdout
+    assert same_weights(before, weights(out / "model.safetensors"))
