@@ -123,6 +123,7 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
         options = _resumed_options(options, checkpoint, explicit)
         _same_program(checkpoint, text, source_path)
     # Overflow shows up as a NaN loss, which training reports itself: no numpy warnings.
+    _import_kernels_in_background()
     with _thread_limit(options.threads), np.errstate(over="ignore", invalid="ignore"):
         data = _load_data(options)
         network = compile_text(text, path=str(source_path), **data.compile_options())
@@ -200,6 +201,16 @@ def _thread_limit(threads: int | None):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+def _import_kernels_in_background() -> None:
+    """Import numba and the kernel modules (about 0.4 s) while the data is read and
+    decompressed, which releases the interpreter lock; a later import waits for this one."""
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=("netsharp.kernels.executor",),
+                     daemon=True).start()
 
 
 def _load_data(options: TrainOptions):

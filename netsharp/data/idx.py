@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 from pathlib import Path
 
@@ -15,10 +16,17 @@ _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E:
 MAX_IDX_BYTES = 4 << 30
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file; a DataError names the file and what is wrong with it."""
+def read_idx(path: str | Path, content_md5: str | None = None) -> np.ndarray:
+    """The array stored in an IDX file; a DataError names the file and what is wrong with it.
+
+    content_md5: the md5 the (decompressed) bytes must have; checked on the bytes read, so a
+    verified read decompresses once."""
     path = Path(path)
     data = _read_bytes(path)
+    if content_md5 is not None:
+        found = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if found != content_md5:
+            raise DataError(f"{path}: content md5 {found} instead of {content_md5}")
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise DataError(f"{path}: not an IDX file (wrong magic number)")
     type_code, rank = data[2], data[3]
