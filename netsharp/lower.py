@@ -9,7 +9,7 @@ Numpy only: lowering never imports numba.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 import numpy as np
@@ -46,26 +46,44 @@ def window_table(geometry: Geometry) -> np.ndarray:
     return table.reshape(prod(geometry.positions), geometry.kernel_size).astype(np.int32)
 
 
-@dataclass(frozen=True)
-class ConvTables:
-    """Output nodes grouped by the kernels they use: group g, map m, shared position s.
-
-    table[g, s, k]: input cell under kernel cell k (or -1); kernels[g, m]: the kernel's row in
-    the parameter; outputs[g, m, s]: the output node. Each kernel occurs once in `kernels`.
-    """
-
-    table: np.ndarray
-    kernels: np.ndarray
-    outputs: np.ndarray
-
-    @property
-    def kernel_size(self) -> int:
-        return self.table.shape[2]
+def padded_input(geometry: Geometry) -> tuple[Geometry, np.ndarray]:
+    """The same sweep over the input zero-padded by each axis's lower and upper padding (its
+    windows have no padding cells), and where each input cell lies in the padded input."""
+    axes = tuple(replace(a, size=a.size + a.lower_pad + a.upper_pad, origin=a.origin + a.lower_pad)
+                 for a in geometry.axes)
+    cells = np.indices(geometry.input_shape).reshape(len(axes), -1)
+    cells = cells + np.array(geometry.lower_pad, dtype=np.int64)[:, None]
+    return Geometry(axes), np.ravel_multi_index(tuple(cells), [a.size for a in axes]).astype(
+        np.int32)
 
 
-def conv_tables(bundle: ConvBundle) -> ConvTables:
-    geometry, positions, maps = bundle.geometry, bundle.geometry.positions, bundle.map_count
-    rank = len(positions)
+# The grid may widen the last axis by at most this factor (the extra positions are computed
+# and thrown away) to make each kernel cell's gather one contiguous run.
+GRID_WASTE = 1.5
+
+
+def grid_positions(geometry: Geometry, sharing) -> tuple[int, ...]:
+    """Kernel positions of the fast path's grid: the last axis widened from P to P' (garbage
+    positions beyond P) when that makes the input cells under one kernel cell an arithmetic
+    sequence across the last two axes: P' * stride[-1] == stride[-2] * padded size[-1]."""
+    positions = geometry.positions
+    if len(positions) < 2 or not (sharing[-1] and sharing[-2]) or positions[-2] < 2:
+        return positions
+    last, previous = geometry.axes[-1], geometry.axes[-2]
+    width = previous.stride * (last.size + last.lower_pad + last.upper_pad)
+    if width % last.stride or width // last.stride == positions[-1]:
+        return positions
+    wide = width // last.stride
+    if not positions[-1] < wide <= GRID_WASTE * positions[-1]:
+        return positions
+    return positions[:-1] + (wide,)
+
+
+def _conv_layout(bundle: ConvBundle, positions: tuple[int, ...]):
+    """(kernels (G, M), outputs (G, M, S), position (G, S)) for the kernel positions
+    `positions` (the bundle's own, or a grid's with positions beyond the bundle's, whose
+    outputs are -1)."""
+    real, maps, rank = bundle.geometry.positions, bundle.map_count, len(positions)
     unshared = [d for d in range(rank) if not bundle.sharing[d]]
     shared = [d for d in range(rank) if bundle.sharing[d]]
     sizes = [positions[d] for d in unshared] + list(maps) + [positions[d] for d in shared]
@@ -73,16 +91,72 @@ def conv_tables(bundle: ConvBundle) -> ConvTables:
     p, m = [None] * rank, grid[len(unshared):len(unshared) + rank]
     for d, g in zip(unshared + shared, grid[:len(unshared)] + grid[len(unshared) + rank:]):
         p[d] = g
-    out = [m[d] * positions[d] + p[d] for d in range(rank)]
-    kernel_dims = [maps[d] if bundle.sharing[d] else maps[d] * positions[d] for d in range(rank)]
+    inside = np.ones(len(grid[0]) if grid else 1, dtype=bool)
+    for d in range(rank):
+        inside &= p[d] < real[d]
+    out = [m[d] * real[d] + np.minimum(p[d], real[d] - 1) for d in range(rank)]
+    kernel_dims = [maps[d] if bundle.sharing[d] else maps[d] * real[d] for d in range(rank)]
     kernel = np.ravel_multi_index([m[d] if bundle.sharing[d] else out[d] for d in range(rank)],
                                   kernel_dims)
     shape = (prod(positions[d] for d in unshared), prod(maps), prod(positions[d] for d in shared))
-    outputs = np.ravel_multi_index(out, bundle.output_shape).reshape(shape)
+    outputs = np.where(inside, np.ravel_multi_index(out, bundle.output_shape), -1).reshape(shape)
     position = np.ravel_multi_index(p, positions).reshape(shape)[:, 0, :]
-    return ConvTables(window_table(geometry)[position],
-                      kernel.reshape(shape)[:, :, 0].astype(np.int64),
-                      outputs.astype(np.int32))
+    return (kernel.reshape(shape)[:, :, 0].astype(np.int64), outputs.astype(np.int32),
+            position)
+
+
+def _raw_cells(geometry: Geometry, positions: tuple[int, ...]) -> np.ndarray:
+    """(positions, kernel cells) -> flat input cell, row-major, with no bounds test: past the
+    last axis's end a window runs on into the next row (or past the end of the input)."""
+    rank = len(positions)
+    strides = np.cumprod((1,) + geometry.input_shape[:0:-1])[::-1]
+    flat = np.zeros([1] * (2 * rank), dtype=np.int64)
+    for d, (axis, stride) in enumerate(zip(geometry.axes, strides)):
+        cells = (axis.origin + axis.stride * np.arange(positions[d])[:, None]
+                 + np.arange(axis.kernel)[None, :])
+        shape = [1] * (2 * rank)
+        shape[d], shape[rank + d] = positions[d], axis.kernel
+        flat = flat + cells.reshape(shape) * stride
+    return flat.reshape(prod(positions), geometry.kernel_size)
+
+
+@dataclass(frozen=True)
+class ConvTables:
+    """Output nodes grouped by the kernels they use: group g, map m, shared position s.
+
+    table[g, s, k]: input cell under kernel cell k (or -1); kernels[g, m]: the kernel's row in
+    the parameter; outputs[g, m, s]: the output node. Each kernel occurs once in `kernels`.
+
+    The fast path's grid: the input is copied into a zero buffer of padded_size cells (input
+    cell i at pad_cells[i]; the padding, then slack that windows of garbage positions may
+    reach); grid_table[g, s', k] is a cell of that buffer (never -1) and grid_outputs[g, m, s']
+    the output node or -1 for a garbage position (see grid_positions).
+    """
+
+    table: np.ndarray
+    kernels: np.ndarray
+    outputs: np.ndarray
+    grid_table: np.ndarray
+    grid_outputs: np.ndarray
+    pad_cells: np.ndarray
+    padded_size: int
+
+    @property
+    def kernel_size(self) -> int:
+        return self.table.shape[2]
+
+
+def conv_tables(bundle: ConvBundle) -> ConvTables:
+    geometry = bundle.geometry
+    kernels, outputs, position = _conv_layout(bundle, geometry.positions)
+    table = window_table(geometry)[position]
+    padded, pad_cells = padded_input(geometry)
+    wide = grid_positions(padded, bundle.sharing)
+    _, grid_outputs, grid_position = _conv_layout(bundle, wide)
+    grid_table = _raw_cells(padded, wide)[grid_position]
+    size = max(prod(padded.input_shape), int(grid_table.max()) + 1)
+    return ConvTables(table, kernels, outputs, grid_table.astype(np.int32), grid_outputs,
+                      pad_cells, size)
 
 
 @dataclass(frozen=True)
@@ -196,15 +270,34 @@ def lower(network: Network) -> Plan:
 
 # ---- memory estimate ---------------------------------------------------------------------------
 
+# A convolution runs a chunk of samples at a time whose gathered columns and products take
+# about this many floats (512 KB, well inside a core's 1.25 MB L2), in training and inference.
+CONV_CHUNK_FLOATS = 1 << 17
+# Threads convolving chunks side by side (kernels.conv.WORKERS), each with its own buffers.
+CONV_WORKERS = 2
+
+
+def conv_chunk(tables: ConvTables, batch: int, floats: int = CONV_CHUNK_FLOATS) -> int:
+    """Samples per convolution chunk (kernels.conv.ConvOp)."""
+    groups, maps, positions = tables.grid_outputs.shape
+    per_sample = groups * positions * (tables.kernel_size + maps)
+    return max(1, min(batch, floats // per_sample))
+
 
 def bundle_workspace(step: BundleStep, batch: int, training: bool) -> int:
     """Floats (or int32s) a bundle keeps per batch beyond the layer buffers."""
     if step.kind == "convolve":
-        groups, maps, positions = step.tables.outputs.shape
-        rows = groups * batch * positions
-        return (rows * (step.tables.kernel_size + maps)) * (2 if training else 1)
-    if step.kind in ("max_pool", "response_norm"):
-        return batch * prod(step.bundle.output_shape)
+        tables = step.tables
+        groups, maps, positions = tables.grid_outputs.shape
+        size, chunk = tables.kernel_size, conv_chunk(tables, batch)
+        # per worker: one chunk's columns, products and padded input, the weight gradient
+        # and a chunk's share of it, the bias gradient (float64); the gather's runs (at most
+        # 5 ints a table cell)
+        floats = groups * chunk * positions * (size + maps) + chunk * tables.padded_size
+        floats += 2 * groups * maps * size + 2 * groups * maps if training else 0
+        return CONV_WORKERS * floats + 5 * groups * size * positions
+    if step.kind == "response_norm" or (step.kind == "max_pool" and training):
+        return batch * prod(step.bundle.output_shape)   # max pooling's winners: training only
     return 0
 
 

@@ -124,6 +124,20 @@ def assert_fast_matches_reference(network, seed=0, batch=3):
                                    err_msg=name)
 
 
+def assert_inference_matches_reference(network, seed=0, batch=3):
+    """Inference (training=False: chunked convolution, max pooling that keeps no winners)
+    == reference forward values."""
+    from netsharp.kernels.executor import FastExecutor
+
+    params, inputs, _ = random_case(network, seed, batch, np.float32)
+    wide = {k: v.astype(np.float64) for k, v in params.items()}
+    ref_state = ReferenceExecutor(network).forward(wide, inputs)
+    fast_state = FastExecutor(lower(network)).forward(params, inputs, training=False)
+    for layer in network.layers:
+        np.testing.assert_allclose(fast_state[layer.name][1], ref_state[layer.name][1],
+                                   rtol=2e-4, atol=2e-5, err_msg=layer.name)
+
+
 # ---- the reference follows LANGUAGE.md section 5 (hand-worked values) --------------------------
 
 
@@ -290,7 +304,9 @@ def test_fast_pooling_and_norm_match_reference(geometry, kind, data):
         extra = (f"Alpha = {data.draw(st.sampled_from([0.1, 1.0]))}; Beta = 0.75; "
                  f"AvgOverFullKernel = {str(data.draw(st.booleans())).lower()};")
     network = netsharp.compile(conv_text(kind, shape, kernel, stride, pad, extra=extra))
-    assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=2)
+    seed = data.draw(st.integers(0, 99))
+    assert_fast_matches_reference(network, seed=seed, batch=2)
+    assert_inference_matches_reference(network, seed=seed, batch=3)
 
 
 @SETTINGS
@@ -305,6 +321,7 @@ def test_fast_filtered_matches_reference(rows, cols, dest, seed):
                                     "share_bundles", "filtered"])
 def test_fast_matches_reference_on_samples(sample):
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=2)
+    assert_inference_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=5)
 
 
 @pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "response_norm",
@@ -317,9 +334,10 @@ def test_parallel_kernels_match_reference(sample, monkeypatch):
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=5)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("floats", [1, 3000])
 @pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "share_bundles"])
-def test_chunked_inference_matches_whole_batch(sample, floats, monkeypatch):
+def test_chunked_inference_matches_whole_batch(sample, floats, workers, monkeypatch):
     """Inference convolves a few samples at a time (a short last chunk included); only the
     summation order of the products differs."""
     from netsharp.kernels import conv
@@ -329,7 +347,141 @@ def test_chunked_inference_matches_whole_batch(sample, floats, monkeypatch):
     params, inputs, _ = random_case(network, 0, 7, np.float32)
     whole = FastExecutor(lower(network)).forward(params, inputs)
     monkeypatch.setattr(conv, "CHUNK_FLOATS", floats)
+    monkeypatch.setattr(conv, "WORKERS", workers)
     chunked = FastExecutor(lower(network)).forward(params, inputs, training=False)
     for layer in network.layers:
         np.testing.assert_allclose(chunked[layer.name][1], whole[layer.name][1], rtol=1e-4,
                                    atol=1e-5, err_msg=layer.name)
+
+
+# ---- the convolution's fast-path layout: padded input, widened grid, chunks --------------------
+
+
+def _conv_network(geometry, data, sharing=None):
+    shape, kernel, stride, pad = geometry
+    rank = len(shape)
+    if sharing is None:
+        sharing = [data.draw(st.booleans()) for _ in range(rank)]
+    maps = data.draw(st.one_of(st.integers(1, 3),
+                               st.lists(st.integers(1, 2), min_size=rank, max_size=rank)))
+    return netsharp.compile(conv_text("convolve", shape, kernel, stride, pad, sharing, maps))
+
+
+@SETTINGS
+@given(geometries(), st.data())
+def test_grid_tables_agree_with_window_tables(geometry, data):
+    """Every real output position's grid window reads, in the padded input, the cells its
+    window table names, and padding (zero) where the window table has -1."""
+    from netsharp import lower as lowering
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lowering, "GRID_WASTE", 1000)   # widen wherever the grid allows it
+        network = _conv_network(geometry, data)
+        tables = lower(network).layers[0].bundles[0].tables
+    real = set(tables.pad_cells.tolist())
+    assert len(real) == tables.pad_cells.size and max(real) < tables.padded_size
+    assert tables.grid_table.min() >= 0 and tables.grid_table.max() < tables.padded_size
+    assert sorted(tables.grid_outputs[tables.grid_outputs >= 0]) == sorted(
+        tables.outputs.reshape(-1))
+    for g in range(tables.outputs.shape[0]):
+        where = {node: s for s, node in enumerate(tables.outputs[g, 0])}
+        for s_grid, node in enumerate(tables.grid_outputs[g, 0]):
+            if node < 0:
+                continue
+            window, grid = tables.table[g, where[node]], tables.grid_table[g, s_grid]
+            for cell, padded in zip(window, grid):
+                if cell >= 0:
+                    assert padded == tables.pad_cells[cell]
+                else:
+                    assert padded not in real
+
+
+@SETTINGS
+@given(geometries(), st.integers(1, 5), st.data())
+def test_fast_convolution_on_wide_grids_matches_reference(geometry, batch, data):
+    """The grid widened wherever it can be (garbage positions computed and dropped)."""
+    from netsharp import lower as lowering
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lowering, "GRID_WASTE", 1000)
+        network = _conv_network(geometry, data, sharing=[True] * len(geometry[0]))
+        assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("floats", [1, 3000, 60000])
+@pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "share_bundles"])
+def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch):
+    """Training convolves a chunk of samples at a time too (1 sample, a few with a short last
+    chunk, or the whole batch), in turn or on two threads: the weight gradient is summed over
+    chunks and workers, and backward gathers each chunk's columns again."""
+    from netsharp.kernels import conv
+
+    monkeypatch.setattr(conv, "CHUNK_FLOATS", floats)
+    monkeypatch.setattr(conv, "WORKERS", workers)
+    assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=7)
+
+
+def test_sample_convolutions_take_the_fast_layouts():
+    """The benchmark networks' stride-1 convolutions gather whole rows of the widened grid
+    (one run per kernel cell) and lenet's C5 reads its input in place."""
+    from netsharp.kernels.conv import ConvOp
+
+    ops = {}
+    for sample in ["cntk103d_pool", "lenet"]:
+        for step in lower(netsharp.compile_file(f"samples/{sample}.ns")).layers:
+            for b in step.bundles:
+                if b.kind == "convolve":
+                    ops[sample, step.name] = ConvOp(b.tables)
+    for key in [("cntk103d_pool", "C1"), ("cntk103d_pool", "C2"), ("lenet", "C1"),
+                ("lenet", "C3")]:
+        op = ops[key]
+        assert len(op.runs) == op.groups * op.size, key
+    assert ops["cntk103d_pool", "C2"].positions == 14 * 18
+    assert ops["lenet", "C5"].whole
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.integers(-1, 30), min_size=1, max_size=12), min_size=1, max_size=4))
+def test_table_runs_and_blocks_reproduce_the_table(rows):
+    """conv.table_runs cuts each row into runs, row_runs groups runs into blocks; expanding
+    either gives the table back, and no block mixes padding (-1) with real cells."""
+    from netsharp.kernels.conv import row_runs, table_runs
+
+    width = max(len(r) for r in rows)
+    table = np.array([r + [-1] * (width - len(r)) for r in rows], np.int32)
+    runs = table_runs(table[None])
+    blocks = row_runs(runs)
+    from_runs = np.full_like(table, -7)
+    for row, s, first, step, length in runs:
+        for j in range(length):
+            from_runs[row, s + j] = first if first < 0 else first + j * step
+    from_blocks = np.full_like(table, -7)
+    for row, s0, first0, step, length, count, ds, dfirst in blocks:
+        for c in range(count):
+            first = first0 + c * dfirst
+            assert (first < 0) == (first0 < 0)
+            for j in range(length):
+                from_blocks[row, s0 + c * ds + j] = first if first < 0 else first + j * step
+    np.testing.assert_array_equal(from_runs, table)
+    np.testing.assert_array_equal(from_blocks, table)
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 30])
+def test_sigmoid_forward_through_numpy_and_numba(threshold, monkeypatch):
+    """Large sigmoid layers go through numpy's vectorised exp, small ones through numba; both
+    match the reference, saturating without warnings far from 0."""
+    from netsharp.kernels import activations
+    from netsharp.kernels.executor import FastExecutor
+
+    monkeypatch.setattr(activations, "NUMPY_SIGMOID", threshold)
+    assert_fast_matches_reference(netsharp.compile_file("samples/basic_conv.ns"), batch=3)
+    network = netsharp.compile("input X [3]; hidden H [4] from X all; output Y [2] from H all;")
+    params, inputs, _ = random_case(network, 0, 2, np.float32)
+    inputs["X"] *= 1e4
+    with np.errstate(all="raise"):
+        state = FastExecutor(lower(network)).forward(params, inputs)
+    with np.errstate(over="ignore"):
+        reference = ReferenceExecutor(network).forward(
+            {k: v.astype(np.float64) for k, v in params.items()}, inputs)
+    np.testing.assert_allclose(state["H"][1], reference["H"][1], atol=1e-6)

@@ -109,7 +109,7 @@ def test_save_and_load(tmp_path):
 
 def test_memory_guard_names_the_largest_layer():
     model = Model(netsharp.compile_file("samples/cntk103d_pool.ns"), memory_limit=50 << 20)
-    with pytest.raises(ResourceError, match="largest layer is 'C2'"):
+    with pytest.raises(ResourceError, match="largest layer is 'C1'"):
         model.fit(np.zeros((512, 784), np.float32), np.zeros(512, int), batch_size=512)
     model.check_memory(8, training=True, optimizer_slots=2)
 

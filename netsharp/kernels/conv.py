@@ -1,64 +1,191 @@
 """Convolution through index tables (lower.ConvTables): im2col gather, BLAS product, scatter.
 
-Forward:  cols[g] = x gathered by table[g];  out[g] = W[kernels[g]] @ cols[g].T;  z[outputs] = out
-Backward: dout[g] = dz gathered by outputs;  dW[kernels[g]] = dout[g] @ cols[g];
-          dcols[g] = dout[g].T @ W[kernels[g]]; dx += dcols scattered through table (col2im).
-Rows of cols, columns of out: (sample, position) pairs, b * positions + s. `out` is maps x
-pairs so that the scatter into Net#'s map-major layout reads and writes contiguous runs.
+Forward:  cols[g] = x gathered by grid_table[g].T;  out[g] = W[kernels[g]] @ cols[g];
+          z[grid_outputs] = out + bias
+Backward: dout[g] = dz gathered by grid_outputs;  dW[kernels[g]] += (cols[g] @ dout[g].T).T;
+          dcols[g] = W[kernels[g]].T @ dout[g]; dx += dcols scattered back (col2im).
+cols is kernel cells x (sample, position) pairs, column b * positions + s, and out is maps x
+pairs: both products are plain row-major BLAS calls (the transposed column layout measured
+2-3x slower in sgemm), and each row of cols is written in contiguous runs.
+
+The gather reads the input copied into a zero-padded buffer, over lower's grid: a stride-1
+2-D convolution's positions are widened to the padded row width, so that each kernel cell's
+row of cols is one run of the padded input (garbage positions, computed and dropped, cost up
+to lower.GRID_WASTE more products; the gather went from 0.5-1.5 to 0.1 ns a float).
+
+The batch is convolved a chunk of samples at a time, in training too, so that the gathered
+columns are still in L2 when the product reads them: backward gathers its chunk's columns again
+rather than keeping a whole batch's (50 MB for cntk103d_pool's C2 at batch 256), and sums the
+weight gradient over chunks. With WORKERS = 2 two threads take half the chunks each, with
+their own buffers and one-threaded BLAS.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from math import prod
 
+import numba
 import numpy as np
 
+from .. import lower
+from . import blas
 from .jit import jit, prange
-
 
 # Loops run over flat 1-D views: numba's multi-dimensional indexing, or building a view per
 # short inner loop, measured 2-5x slower than one long flat loop per sample.
 
 
-# A gather runs at memory speed: the serial twin measured faster than two threads up to half
-# a million cells (12 samples of cntk103d_pool's C2), so inference chunks gather on one core.
+@jit
+def table_runs(table_t):
+    """The rows of table_t (G, K, S) cut into runs (row g*K + k, first s, first cell, cell
+    step, length) along which the cell advances by a fixed step, and runs of padding (cell
+    -1, step 0). A stride-1 convolution's row is a few runs as long as the image's rows or
+    longer, so the gather copies runs instead of reading an index per cell."""
+    groups, size, positions = table_t.shape
+    cells = table_t.reshape(groups * size, positions)
+    runs = np.empty((groups * size * positions, 5), np.int32)
+    n = 0
+    for row in range(groups * size):
+        c = cells[row]
+        s = 0
+        while s < positions:
+            first, step, end = c[s], 0, s + 1
+            if first < 0:
+                while end < positions and c[end] < 0:
+                    end += 1
+                first = -1
+            elif end < positions and c[end] >= 0:
+                step = c[end] - first
+                while end < positions and c[end] >= 0 and c[end] - c[end - 1] == step:
+                    end += 1
+            runs[n, 0], runs[n, 1], runs[n, 2] = row, s, first
+            runs[n, 3], runs[n, 4] = step, end - s
+            n += 1
+            s = end
+    return runs[:n].copy()
+
+
+@jit
+def row_runs(runs):
+    """Runs (row, s, first, step, length) of conv.table_runs grouped into blocks of `count`
+    runs of one row with the same step and length, each `ds` positions and `dfirst` cells
+    after the previous: (row, s, first, step, length, count, ds, dfirst). Runs of padding
+    (first -1) are blocks of their own. A 2x2 pooling of
+    8 maps of 28x28 is one block per kernel cell (112 runs of 14)."""
+    blocks = np.empty((runs.shape[0], 8), np.int32)
+    n, r = 0, 0
+    while r < runs.shape[0]:
+        end = r + 1
+        if end < runs.shape[0] and runs[end, 0] == runs[r, 0] and runs[end, 3] == runs[r, 3] \
+                and runs[end, 4] == runs[r, 4] and (runs[end, 2] < 0) == (runs[r, 2] < 0):
+            ds, dfirst = runs[end, 1] - runs[r, 1], runs[end, 2] - runs[r, 2]
+            while (end < runs.shape[0] and runs[end, 0] == runs[r, 0]
+                   and runs[end, 3] == runs[r, 3] and runs[end, 4] == runs[r, 4]
+                   and (runs[end, 2] < 0) == (runs[r, 2] < 0)
+                   and runs[end, 1] - runs[end - 1, 1] == ds
+                   and runs[end, 2] - runs[end - 1, 2] == dfirst):
+                end += 1
+        else:
+            ds, dfirst = 0, 0
+        for j in range(5):
+            blocks[n, j] = runs[r, j]
+        blocks[n, 5], blocks[n, 6], blocks[n, 7] = end - r, ds, dfirst
+        n += 1
+        r = end
+    return blocks[:n].copy()
+
+
+@jit
+def _im2col_sample(xb, runs, flat, rows, offset):
+    """One sample's columns: flat[row * rows + offset + s ...] from xb, run by run."""
+    for r in range(runs.shape[0]):
+        row, s, first, step, length = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3], runs[r, 4]
+        dst = row * rows + offset + s
+        d = flat[dst:dst + length]  # slices first: indexing flat[dst + j] measured 3-10x
+        if first < 0:               # slower (a possibly negative index defeats vectorising)
+            d[:] = 0
+        elif step == 1:
+            src = xb[first:first + length]
+            for j in range(length):
+                d[j] = src[j]
+        else:
+            for j in range(length):
+                d[j] = xb[first + j * step]
+
+
+@jit
+def _col2im_sample(flat, runs, dxb, rows, offset):
+    """One sample's dxb[table_t[g, k, s]] += its columns, run by run."""
+    for r in range(runs.shape[0]):
+        row, s, first, step, length = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3], runs[r, 4]
+        if first < 0:
+            continue
+        src = row * rows + offset + s
+        d = flat[src:src + length]
+        if step == 1:
+            target = dxb[first:first + length]
+            for j in range(length):
+                target[j] += d[j]
+        else:
+            for j in range(length):
+                dxb[first + j * step] += d[j]
+
+
 @jit(parallel=True, work=2, scale=8)
-def im2col(x, table, cols):
-    """cols[g, b*S + s, k] = x[b, table[g, s, k]], or 0 where the kernel cell is padding."""
-    groups, positions, size = table.shape
-    batch, run = x.shape[0], positions * size
-    cells, flat = table.reshape(-1), cols.reshape(-1)
+def im2col(x, runs, cols):
+    """cols[g, k, b*S + s] = x[b, table_t[g, k, s]] (table_t cut into runs: table_runs)."""
+    batch, rows = x.shape[0], cols.shape[2]
+    positions, flat = rows // batch, cols.reshape(-1)
     for b in prange(batch):
-        xb = x[b]
-        for g in range(groups):
-            src, dst = g * run, (g * batch + b) * run
-            for j in range(run):
-                i = cells[src + j]
-                v = xb[max(i, 0)]
-                flat[dst + j] = v if i >= 0 else 0
+        _im2col_sample(x[b], runs, flat, rows, b * positions)
 
 
-@jit(parallel=True)
-def col2im(dcols, table, dx, accumulate):
-    """dx[b, table[g, s, k]] += dcols[g, b*S + s, k]; one sample per thread (no races)."""
-    groups, positions, size = table.shape
-    batch, run = dx.shape[0], positions * size
-    cells, flat = table.reshape(-1), dcols.reshape(-1)
+@jit(parallel=True, work=2, scale=8)
+def col2im(dcols, runs, dx, accumulate):
+    """dx[b, table_t[g, k, s]] (+)= dcols[g, k, b*S + s]; one sample per thread (no races)."""
+    batch, rows = dx.shape[0], dcols.shape[2]
+    positions, flat = rows // batch, dcols.reshape(-1)
     for b in prange(batch):
-        dxb = dx[b]
         if not accumulate:
-            dxb[:] = 0
-        for g in range(groups):
-            src, dst = (g * batch + b) * run, g * run
-            for j in range(run):
-                i = cells[dst + j]
-                if i >= 0:
-                    dxb[i] += flat[src + j]
+            dx[b, :] = 0
+        _col2im_sample(flat, runs, dx[b], rows, b * positions)
 
 
-@jit(parallel=True)
+@jit(parallel=True, work=4, scale=8)
+def pad_im2col(x, cells, xpad, runs, cols):
+    """im2col of x copied into the zero-padded buffer xpad (xpad[b, cells[i]] = x[b, i])."""
+    batch, rows = x.shape[0], cols.shape[2]
+    positions, flat = rows // batch, cols.reshape(-1)
+    for b in prange(batch):
+        xb, pb = x[b], xpad[b]
+        pb[:] = 0
+        for i in range(cells.size):
+            pb[cells[i]] = xb[i]
+        _im2col_sample(pb, runs, flat, rows, b * positions)
+
+
+@jit(parallel=True, work=0, scale=8)
+def col2im_extract(dcols, runs, dxpad, cells, dx, accumulate):
+    """col2im into the padded buffer dxpad, then dx[b, i] (+)= dxpad[b, cells[i]]."""
+    batch, rows = dx.shape[0], dcols.shape[2]
+    positions, flat = rows // batch, dcols.reshape(-1)
+    for b in prange(batch):
+        db, pb = dx[b], dxpad[b]
+        pb[:] = 0
+        _col2im_sample(flat, runs, pb, rows, b * positions)
+        if accumulate:
+            for i in range(cells.size):
+                db[i] += pb[cells[i]]
+        else:
+            for i in range(cells.size):
+                db[i] = pb[cells[i]]
+
+
+@jit(parallel=True, work=3)
 def scatter_outputs(out, bias, outputs, z, accumulate):
-    """z[b, outputs[g, m, s]] (+)= out[g, m, b*S + s] + bias[g, m]."""
+    """z[b, outputs[g, m, s]] (+)= out[g, m, b*S + s] + bias[g, m], where the output is not -1
+    (a garbage position of the grid)."""
     groups, maps, positions = outputs.shape
     for r in prange(z.shape[0] * groups * maps):
         b, gm = r // (groups * maps), r % (groups * maps)
@@ -67,28 +194,70 @@ def scatter_outputs(out, bias, outputs, z, accumulate):
         add = bias[g, m]
         if accumulate:
             for s in range(positions):
-                zb[nodes[s]] += src[s] + add
+                if nodes[s] >= 0:
+                    zb[nodes[s]] += src[s] + add
         else:
             for s in range(positions):
-                zb[nodes[s]] = src[s] + add
+                if nodes[s] >= 0:
+                    zb[nodes[s]] = src[s] + add
+
+
+@jit(parallel=True, work=3)
+def scatter_blocks(out, bias, blocks, z, accumulate):
+    """scatter_outputs through blocks (row_runs) of the output table's runs, every real run
+    with step 1: z[b, node:node + length] (+)= out[g, m, b*S + s:...] + bias[g, m], a
+    contiguous copy per run (an index and a test per value measured 1 ns a value)."""
+    groups, maps, rows = out.shape
+    batch = z.shape[0]
+    positions = rows // batch
+    flat = out.reshape(-1)
+    for b in prange(batch):
+        zb = z[b]
+        for r in range(blocks.shape[0]):
+            gm, s0, node0, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 4]
+            if node0 < 0:
+                continue
+            add = bias[gm // maps, gm % maps]
+            base = gm * rows + b * positions
+            for c in range(blocks[r, 5]):
+                src = base + s0 + c * blocks[r, 6]
+                node = node0 + c * blocks[r, 7]
+                d, v = zb[node:node + length], flat[src:src + length]
+                if accumulate:
+                    for j in range(length):
+                        d[j] += v[j] + add
+                else:
+                    for j in range(length):
+                        d[j] = v[j] + add
 
 
 @jit(parallel=True, work=2)
 def gather_outputs(dz, outputs, dout):
-    """dout[g, m, b*S + s] = dz[b, outputs[g, m, s]]."""
+    """dout[g, m, b*S + s] = dz[b, outputs[g, m, s]], or 0 where the output is -1."""
     groups, maps, positions = outputs.shape
     for r in prange(dz.shape[0] * groups * maps):
         b, gm = r // (groups * maps), r % (groups * maps)
         g, m = gm // maps, gm % maps
         dzb, nodes, dest = dz[b], outputs[g, m], dout[g, m, b * positions:(b + 1) * positions]
         for s in range(positions):
-            dest[s] = dzb[nodes[s]]
+            i = nodes[s]
+            dest[s] = dzb[max(i, 0)] if i >= 0 else 0
 
 
-# Inference gathers, multiplies and scatters a few samples at a time, so that the gathered
-# columns are still in L2 when the product reads them (lenet's C1 and C3 at batch 256 measured
-# 1.6x and 1.2x faster on one core). Training keeps every column for the weight gradient.
-CHUNK_FLOATS = 1 << 17
+# Floats of columns + products per chunk; a module attribute so that tests can force chunks.
+CHUNK_FLOATS = lower.CONV_CHUNK_FLOATS
+# Threads that convolve chunks side by side, each with one-threaded BLAS (kernels.blas): the
+# gather, product and scatter of a chunk then run on one core with its own L2, and no thread
+# wakes another per call. 1 runs the chunks in turn (parallel kernels, BLAS on every core).
+WORKERS = min(lower.CONV_WORKERS, numba.get_num_threads()) if blas.available else 1
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=lower.CONV_WORKERS - 1,
+                                        thread_name_prefix="netsharp-conv"))
+    return _POOL[0]
 
 
 def _view(buffer: np.ndarray, shape: tuple) -> np.ndarray:
@@ -103,55 +272,148 @@ class ConvOp:
 
     def __init__(self, tables):
         self.t = tables
-        self.groups, self.maps, self.positions = tables.outputs.shape
+        self.groups, self.maps, self.positions = tables.grid_outputs.shape
         self.size = tables.kernel_size
+        self.outputs = tables.grid_outputs
+        runs = table_runs(self.outputs)
+        real = runs[runs[:, 2] >= 0]
+        # the scatter copies runs of consecutive output nodes where every run is one
+        self.blocks = row_runs(runs) if ((real[:, 3] == 1) | (real[:, 4] == 1)).all() \
+            else None
+        self.runs = table_runs(np.ascontiguousarray(tables.grid_table.transpose(0, 2, 1)))
+        cells = tables.pad_cells
+        # No padding and no slack: the gather reads the input itself.
+        self.pad_cells = None if (tables.padded_size == cells.size and np.array_equal(
+            cells, np.arange(cells.size))) else cells
+        # One position whose window is the whole input in order (lenet's C5): the columns
+        # are the input transposed, read in place.
+        self.whole = (self.groups == 1 and self.positions == 1 and self.pad_cells is None
+                      and np.array_equal(tables.grid_table[0, 0], np.arange(self.size)))
         # Fully shared: one group whose kernels are the parameter's rows in order, so the
         # product reads W in place instead of a gathered copy.
         self.in_place = self.groups == 1 and np.array_equal(tables.kernels[0],
                                                             np.arange(self.maps))
 
-    def chunk(self, batch: int, training: bool) -> int:
-        if training:
-            return batch
-        return max(1, min(batch, CHUNK_FLOATS // (self.groups * self.positions * self.size)))
+    def chunk(self, batch: int) -> int:
+        return lower.conv_chunk(self.t, batch, CHUNK_FLOATS)
 
     def buffers(self, batch: int, training: bool, dtype) -> dict:
-        rows = self.chunk(batch, training) * self.positions
-        space = {"cols": np.empty((self.groups, rows, self.size), dtype),
-                 "out": np.empty((self.groups, self.maps, rows), dtype)}
-        if training:
-            space["dcols"] = np.empty((self.groups, rows, self.size), dtype)
-        return space
+        chunk = self.chunk(batch)
+        rows = chunk * self.positions
+        workers = max(1, min(WORKERS, -(-batch // chunk)))
+        sets = []
+        for _ in range(workers):
+            space = {"cols": np.empty((self.groups, self.size, rows), dtype),
+                     "out": np.empty((self.groups, self.maps, rows), dtype)}
+            if self.pad_cells is not None:
+                space["xpad"] = np.zeros((chunk, self.t.padded_size), dtype)
+            if training:
+                # the weight gradient transposed, (G, K, M): cols @ dout.T measured 2x faster
+                # in sgemm than dout @ cols.T
+                space["dkw"] = np.empty((self.groups, self.size, self.maps), dtype)
+                space["dkw_chunk"] = np.empty((self.groups, self.size, self.maps), dtype)
+                space["dbias"] = np.zeros((self.groups, self.maps), np.float64)
+            sets.append(space)
+        return {"chunk": chunk, "sets": sets}
+
+    def _split(self, batch: int, space: dict) -> list:
+        """[(buffers, [(start, end), ...])]: each worker's chunks, a contiguous share."""
+        step, sets = space["chunk"], space["sets"]
+        bounds = [(start, min(start + step, batch)) for start in range(0, batch, step)]
+        share = -(-len(bounds) // len(sets))
+        return [(sets[i], bounds[i * share:(i + 1) * share]) for i in range(len(sets))
+                if bounds[i * share:(i + 1) * share]]
+
+    def _run(self, work, batch: int, space: dict) -> list:
+        """work(buffers, chunks, serial) for each worker's share; the first share runs here."""
+        shares = self._split(batch, space)
+        if len(shares) == 1:
+            work(*shares[0], False)
+            return [shares[0][0]]
+        with blas.single_threaded():
+            futures = [_pool().submit(work, *share, True) for share in shares[1:]]
+            work(*shares[0], True)
+            for future in futures:
+                future.result()
+        return [share[0] for share in shares]
+
+    def _buffers(self, bufs, start, end):
+        rows = (end - start) * self.positions
+        return (_view(bufs["cols"], (self.groups, self.size, rows)),
+                _view(bufs["out"], (self.groups, self.maps, rows)))
+
+    def _gather(self, x, bufs, cols, serial):
+        """The chunk's columns: cols filled, or a view of x."""
+        if self.whole and x.shape[1] == self.size:
+            return x.T[None]
+        if self.pad_cells is None:
+            (im2col.serial if serial else im2col)(x, self.runs, cols)
+        else:
+            xpad = _view(bufs["xpad"], (len(x), self.t.padded_size))
+            (pad_im2col.serial if serial else pad_im2col)(x, self.pad_cells, xpad, self.runs,
+                                                          cols)
+        return cols
+
+    def _scatter(self, dcols, bufs, dx, accumulate, serial):
+        if self.whole and dx.shape[1] == self.size:
+            if accumulate:
+                dx += dcols[0].T
+            else:
+                dx[...] = dcols[0].T
+        elif self.pad_cells is None:
+            (col2im.serial if serial else col2im)(dcols, self.runs, dx, accumulate)
+        else:
+            dxpad = _view(bufs["xpad"], (len(dx), self.t.padded_size))
+            (col2im_extract.serial if serial else col2im_extract)(
+                dcols, self.runs, dxpad, self.pad_cells, dx, accumulate)
 
     def forward(self, x, w, z, space, accumulate):
         rows = w[None] if self.in_place else w[self.t.kernels]    # (G, M, K + 1)
-        space["kw"] = rows[:, :, :self.size]
+        space["kw"] = kw = rows[:, :, :self.size]
         bias = np.ascontiguousarray(rows[:, :, self.size])
-        step = space["cols"].shape[1] // self.positions
-        for start in range(0, len(x), step):
-            end = min(start + step, len(x))
-            self._forward(x[start:end], z[start:end], space, bias, accumulate)
 
-    def _forward(self, x, z, space, bias, accumulate):
-        rows = len(x) * self.positions
-        cols = _view(space["cols"], (self.groups, rows, self.size))
-        out = _view(space["out"], (self.groups, self.maps, rows))
-        im2col(x, self.t.table, cols)
-        np.matmul(space["kw"], cols.transpose(0, 2, 1), out=out)
-        scatter_outputs(out, bias, self.t.outputs, z, accumulate)
+        def work(bufs, chunks, serial):
+            if self.blocks is None:
+                scatter, table = scatter_outputs, self.outputs
+            else:
+                scatter, table = scatter_blocks, self.blocks
+            scatter = scatter.serial if serial else scatter
+            for start, end in chunks:
+                cols, out = self._buffers(bufs, start, end)
+                np.matmul(kw, self._gather(x[start:end], bufs, cols, serial), out=out)
+                scatter(out, bias, table, z[start:end], accumulate)
+
+        self._run(work, len(x), space)
 
     def backward(self, dz, x, w, space, dx, dx_accumulate, dw, dw_accumulate):
-        dout = space["out"]                                        # reused for dL/d(out)
-        gather_outputs(dz, self.t.outputs, dout)
-        dkw = np.matmul(dout, space["cols"])                       # (G, M, K)
-        dbias = dout.sum(axis=2)                                   # (G, M)
-        kernels = self.t.kernels
+        kw = space["kw"]
+        kw_t = kw.transpose(0, 2, 1)
+
+        def work(bufs, chunks, serial):
+            gather = gather_outputs.serial if serial else gather_outputs
+            dkw, part, dbias = bufs["dkw"], bufs["dkw_chunk"], bufs["dbias"]
+            dbias[:] = 0
+            for i, (start, end) in enumerate(chunks):
+                cols, dout = self._buffers(bufs, start, end)
+                gather(dz[start:end], self.outputs, dout)
+                np.matmul(self._gather(x[start:end], bufs, cols, serial),
+                          dout.transpose(0, 2, 1), out=part if i else dkw)
+                if i:
+                    dkw += part
+                dbias += dout.sum(axis=2)  # garbage positions' dout is 0
+                if dx is not None:
+                    np.matmul(kw_t, dout, out=cols)                # dL/d(cols), in place
+                    self._scatter(cols, bufs, dx[start:end], dx_accumulate, serial)
+
+        used = self._run(work, len(x), space)
+        dkw, dbias = used[0]["dkw"], used[0]["dbias"]
+        for bufs in used[1:]:
+            dkw += bufs["dkw"]
+            dbias += bufs["dbias"]
+        kernels, dkw = self.t.kernels, dkw.transpose(0, 2, 1)
         if dw_accumulate:
             dw[kernels, :self.size] += dkw
             dw[kernels, self.size] += dbias
         else:  # each kernel occurs once in `kernels`: this writes every row of dw
             dw[kernels, :self.size] = dkw
             dw[kernels, self.size] = dbias
-        if dx is not None:
-            np.matmul(dout.transpose(0, 2, 1), space["kw"], out=space["dcols"])
-            col2im(space["dcols"], self.t.table, dx, dx_accumulate)

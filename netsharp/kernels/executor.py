@@ -85,7 +85,10 @@ class FastExecutor:
                                                ws.space[step.name, i], i > 0)
             if not step.alias:
                 bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
-                activations.forward(z, bias, step.code, ws.y[step.name])
+                if step.code == activations.SIGMOID and z.size >= activations.NUMPY_SIGMOID:
+                    activations.sigmoid_forward(z, bias, ws.y[step.name])
+                else:
+                    activations.forward(z, bias, step.code, ws.y[step.name])
             ws.acts[step.name] = ws.y[step.name]
         return ws
 
