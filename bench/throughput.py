@@ -20,12 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# netsharp before numpy, as in the CLI: it sets OpenBLAS's idle-spin timeout before numpy
+# loads OpenBLAS (see netsharp/__init__.py).
 import netsharp  # noqa: E402
+import numpy as np  # noqa: E402
 from netsharp.model import Model, split_inputs, targets  # noqa: E402
 
 NETWORKS = ("basic_conv", "cntk103d_pool", "lenet", "mlp")
@@ -51,22 +52,22 @@ def torch_network(name: str):
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.Sigmoid(), nn.Linear(100, 10))
 
 
-def rate(step, batch: int, seconds: float) -> float:
-    """Images per second: median of 3 runs, each repeating `step` for about `seconds`."""
+def repeats_for(step, seconds: float) -> int:
+    """How many calls of `step` (after a warm-up call) take about `seconds`."""
     step()
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < seconds / 4 or calls < 2:
         step()
         calls += 1
-    per_call = (time.perf_counter() - start) / calls
-    repeats = max(2, int(seconds / per_call))
-    runs = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        runs.append(batch * repeats / (time.perf_counter() - start))
-    return statistics.median(runs)
+    return max(2, int(seconds / ((time.perf_counter() - start) / calls)))
+
+
+def timed_rate(step, batch: int, repeats: int) -> float:
+    """Images per second over `repeats` calls."""
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return batch * repeats / (time.perf_counter() - start)
 
 
 def netsharp_steps(name: str, X: np.ndarray, labels: np.ndarray):
@@ -102,30 +103,71 @@ def torch_steps(name: str, X: np.ndarray, labels: np.ndarray):
     return train, infer
 
 
-def measure(framework: str, networks, batches, seconds: float) -> dict:
-    """{"network/batch": [train rate, infer rate]} for one framework, in this process."""
+class Worker:
+    """One framework in its own process, measuring one configuration per request: PyTorch's
+    and numba's thread pools in one process spin against each other on 2 cores."""
+
+    def __init__(self, framework: str):
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", framework],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+
+    def rates(self, name: str, batch: int, seconds: float) -> list[float]:
+        self.process.stdin.write(json.dumps([name, batch, seconds]) + "\n")
+        self.process.stdin.flush()
+        reply = self.process.stdout.readline()
+        if not reply:
+            raise SystemExit("a benchmark worker died")
+        return json.loads(reply)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def serve(framework: str) -> None:
+    """Worker loop: for each request [network, batch, seconds] print [train, infer] images/s.
+    Models and step counts are kept, so later rounds time the same steps again."""
     if framework == "torch":
         import torch
 
         torch.set_num_threads(2)
     make = torch_steps if framework == "torch" else netsharp_steps
-    rng, rates = np.random.default_rng(0), {}
-    for name in networks:
-        for batch in batches:
+    prepared = {}
+    for line in sys.stdin:
+        name, batch, seconds = json.loads(line)
+        if (name, batch) not in prepared:
+            rng = np.random.default_rng(batch)
             X = rng.random((batch, 784), dtype=np.float32)
-            labels = rng.integers(0, 10, batch)
-            train, infer = make(name, X, labels)
-            rates[f"{name}/{batch}"] = [rate(train, batch, seconds), rate(infer, batch, seconds)]
-    return rates
+            steps = make(name, X, rng.integers(0, 10, batch))
+            prepared[name, batch] = [(step, repeats_for(step, seconds)) for step in steps]
+        print(json.dumps([timed_rate(step, batch, repeats)
+                          for step, repeats in prepared[name, batch]]), flush=True)
 
 
-def run_worker(framework: str, args) -> dict:
-    """Each framework runs in its own process, one after the other: PyTorch's and numba's
-    OpenMP runtimes in one process spin against each other on 2 cores and slow both."""
-    command = [sys.executable, __file__, "--worker", framework, "--seconds", str(args.seconds),
-               "--networks", *args.networks, "--batches", *map(str, args.batches)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure_interleaved(args) -> dict:
+    """{(network, batch): (netsharp [train, infer] medians, torch medians)}: the frameworks
+    take turns on each configuration, `rounds` times, so that a burst of load from other
+    machines' work on the shared host falls on both rather than on one."""
+    workers = {"netsharp": Worker("netsharp"), "torch": Worker("torch")}
+    results = {}
+    try:
+        for name in args.networks:
+            for batch in args.batches:
+                samples = {"netsharp": [], "torch": []}
+                for round_ in range(args.rounds):
+                    order = ("netsharp", "torch") if round_ % 2 == 0 else ("torch", "netsharp")
+                    for framework in order:
+                        time.sleep(0.2)  # let the other side's threads stop spinning
+                        samples[framework].append(
+                            workers[framework].rates(name, batch, args.seconds))
+                results[name, batch] = tuple(
+                    [statistics.median(r[i] for r in samples[f]) for i in (0, 1)]
+                    for f in ("netsharp", "torch"))
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return results
 
 
 def main() -> None:
@@ -133,20 +175,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--seconds", type=float, default=0.4)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="turns each framework takes per configuration (median)")
     parser.add_argument("--worker", choices=["netsharp", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.worker, args.networks, args.batches, args.seconds)))
+        serve(args.worker)
         return
-    ours, theirs = run_worker("netsharp", args), run_worker("torch", args)
+    results = measure_interleaved(args)
     print("images/s, float32, 2 threads; ratio = netsharp / torch\n")
     header = f"{'network':<14} {'batch':>5} | {'train ns':>9} {'torch':>9} {'ratio':>6} | " \
              f"{'infer ns':>10} {'torch':>10} {'ratio':>6}"
     print(header + "\n" + "-" * len(header))
     worst = float("inf")
-    for key, (train, infer) in ours.items():
-        name, batch = key.split("/")
-        torch_train, torch_infer = theirs[key]
+    for (name, batch), ((train, infer), (torch_train, torch_infer)) in results.items():
         worst = min(worst, train / torch_train, infer / torch_infer)
         print(f"{name:<14} {batch:>5} | {train:>9,.0f} {torch_train:>9,.0f} "
               f"{train / torch_train:>6.2f} | {infer:>10,.0f} {torch_infer:>10,.0f} "
