@@ -335,15 +335,16 @@ def _train_epochs(run: Run) -> None:
             raise NumericalError(error.message, notes=error.notes + _kept(run)) from None
         finally:
             bar.close()
-        if stop_requested() and model.epoch_progress is not None:
+        if stop_requested() and model.epochs_trained < options.epochs:
             run.stopped = "interrupted"
-            _save_checkpoint(run)
             progress = model.epoch_progress
-            run.say(f"interrupted in epoch {progress.epoch} after batch "
-                    f"{progress.batches_done}; checkpoint saved in "
-                    f"{options.output / CHECKPOINT}; continue with --resume")
-        elif stop_requested():
-            run.stopped = "interrupted"
+            if progress is not None:
+                _save_checkpoint(run)
+                where = f"in epoch {progress.epoch} after batch {progress.batches_done}"
+            else:  # between two epochs: the last epoch's checkpoint is already written
+                where = f"after epoch {model.epochs_trained}"
+            run.say(f"interrupted {where}; checkpoint saved in {options.output / CHECKPOINT}; "
+                    "continue with --resume")
 
 
 def _kept(run: Run) -> tuple[str, ...]:
