@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = ["--epochs", "150", "--batch-size", "16", "--seed", "11", "--no-plots"]
+RECIPE = ["--batch-size", "16", "--seed", "11", "--no-plots"]
+EPOCHS = ["--epochs", "150"]  # --epochs below: long enough for the kills asked for
 
 
 def train(out: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "netsharp", "train", str(ROOT / "samples" / "digits.ns"),
-               *RECIPE, "--output", str(out), *extra]
+               *RECIPE, *EPOCHS, "--output", str(out), *extra]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
 
@@ -58,7 +59,10 @@ def main() -> int:
     parser.add_argument("--max-delay", type=float, default=3.0,
                         help="kill after a random 0.2..this many seconds of a run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=150,
+                        help="of the digits sample; each kill cycle trains a few epochs")
     args = parser.parse_args()
+    EPOCHS[1] = str(args.epochs)
     rng = random.Random(args.seed)
     signum = getattr(signal, f"SIG{args.signal}")
     with tempfile.TemporaryDirectory() as temporary:
@@ -94,7 +98,7 @@ def main() -> int:
                                                                           "model.safetensors")
         identical = final.keys() == expected.keys() and all(
             np.array_equal(final[k], expected[k]) for k in final)
-        print(f"signal SIG{args.signal}: {kills} kills, {resumes} resumes, "
+        print(f"signal SIG{args.signal}, {args.epochs} epochs: {kills} kills, {resumes} resumes, "
               f"{time.perf_counter() - started:.0f} s; files left after each kill loaded: "
               f"{'all' if not problems else f'{len(problems)} problems'}; final weights "
               f"{'bit-identical to' if identical else 'DIFFERENT from'} the uninterrupted run")
