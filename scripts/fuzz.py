@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import signal
 import sys
 import time
@@ -47,10 +46,10 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings  # noqa: E
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from netsharp_strategies import (  # noqa: E402
-    _TOKEN,
     INSERTIONS,
     SOUP,
     corrupted_programs,
+    damage_with,
     valid_programs,
 )
 
@@ -252,48 +251,13 @@ def run_one(kind: str, text: str, options: dict, expected: int | None, tally: Ta
         tally.escapes.append((kind, text, options, problem))
 
 
-# ---- the run ----------------------------------------------------------------------------------
-
 # ---- plain-random inputs derived from a valid program ----------------------------------------
 
 def damage(rnd: random.Random, text: str) -> str:
     """One piece of damage, as netsharp_strategies._damage does it but drawn with `random`
     (hypothesis's draws cost as much as compiling, so most damage is done here)."""
-    kind = rnd.choice(("delete", "duplicate", "swap", "insert", "insert", "truncate",
-                       "token_delete", "token_duplicate", "token_swap", "number"))
-    if kind.startswith("token") or kind == "number":
-        pattern = r"\d+(\.\d*)?" if kind == "number" else _TOKEN
-        spans = [m.span() for m in re.finditer(pattern, text)]
-        if not spans:
-            return text
-        i, j = rnd.choice(spans)
-        if kind == "token_delete":
-            return text[:i] + text[j:]
-        if kind == "token_duplicate":
-            return text[:j] + " " + text[i:j] + text[j:]
-        if kind == "number":
-            return text[:i] + rnd.choice(NUMBERS) + text[j:]
-        (i, j), (k, m) = sorted((rnd.choice(spans), (i, j)))
-        return text if k < j else text[:i] + text[k:m] + text[j:k] + text[i:j] + text[m:]
-    n = len(text)
-    i = rnd.randint(0, n)
-    j = rnd.randint(i, min(n, i + 12))
-    if kind == "delete":
-        return text[:i] + text[j:]
-    if kind == "duplicate":
-        return text[:j] + text[i:j] + text[j:]
-    if kind == "truncate":
-        return text[:i]
-    if kind == "swap":
-        k = rnd.randint(j, n)
-        m = rnd.randint(k, min(n, k + 12))
-        return text[:i] + text[k:m] + text[j:k] + text[i:j] + text[m:]
-    return text[:i] + (rnd.choice(INSERTIONS) if rnd.random() < 0.8 else
-                       random_text(rnd, rnd.randint(1, 4))) + text[i:]
-
-
-NUMBERS = ("0", "-1", "99999999999999999999", "2.5", "1e9", "007", "4611686018427387904",
-           "3037000500", "65536", "", "1e400", "0.0", "-0", "1" + "0" * 40)
+    return damage_with(text, rnd.randint, rnd.choice, lambda: (
+        rnd.choice(INSERTIONS) if rnd.random() < 0.8 else random_text(rnd, rnd.randint(1, 4))))
 
 
 def mutant(rnd: random.Random, text: str) -> str:

@@ -985,34 +985,32 @@ INSERTIONS = ("#", "@", "[", "]", "{", "}", "(", ")", ";", ",", "=", "=>", ".", 
               "abs(", "min(1)", "max()", "'", '"', "\\", "`", "$")
 
 
-@st.composite
-def _damage(draw, text: str) -> str:
-    kind = draw(st.sampled_from(("delete", "duplicate", "swap", "insert", "insert", "truncate",
-                                 "token_delete", "token_duplicate", "token_swap", "number")))
-    n = len(text)
-    if kind in ("token_delete", "token_duplicate", "token_swap", "number"):
-        spans = [m.span() for m in _TOKEN.finditer(text)]
-        if kind == "number":
-            spans = [m.span() for m in re.finditer(r"\d+(\.\d*)?", text)] or spans
+DAMAGE_KINDS = ("delete", "duplicate", "swap", "insert", "insert", "truncate", "token_delete",
+                "token_duplicate", "token_swap", "number")
+NUMBERS = ("0", "-1", "99999999999999999999", "2.5", "1e9", "007", "4611686018427387904",
+           "3037000500", "65536", "")
+
+
+def damage_with(text: str, integer, choice, insertion) -> str:
+    """One piece of damage to `text`, its randomness drawn through `integer(lo, hi)`,
+    `choice(sequence)` and `insertion()`: hypothesis draws here, `random` in scripts/fuzz.py."""
+    kind = choice(DAMAGE_KINDS)
+    if kind.startswith("token") or kind == "number":
+        pattern = r"\d+(\.\d*)?" if kind == "number" else _TOKEN
+        spans = [m.span() for m in re.finditer(pattern, text)]
         if not spans:
             return text
-        i, j = spans[draw(st.integers(0, len(spans) - 1))]
+        i, j = choice(spans)
         if kind == "token_delete":
             return text[:i] + text[j:]
         if kind == "token_duplicate":
             return text[:j] + " " + text[i:j] + text[j:]
         if kind == "number":
-            new = draw(st.sampled_from(("0", "-1", "99999999999999999999", "2.5", "1e9", "007",
-                                        "4611686018427387904", "3037000500", "65536", "")))
-            return text[:i] + new + text[j:]
-        k, m = spans[draw(st.integers(0, len(spans) - 1))]
-        if k < i:
-            (i, j), (k, m) = (k, m), (i, j)
-        if k < j:
-            return text
-        return text[:i] + text[k:m] + text[j:k] + text[i:j] + text[m:]
-    i = draw(st.integers(0, n))
-    j = draw(st.integers(i, min(n, i + 12)))
+            return text[:i] + choice(NUMBERS) + text[j:]
+        (i, j), (k, m) = sorted((choice(spans), (i, j)))
+        return text if k < j else text[:i] + text[k:m] + text[j:k] + text[i:j] + text[m:]
+    i = integer(0, len(text))
+    j = integer(i, min(len(text), i + 12))
     if kind == "delete":
         return text[:i] + text[j:]
     if kind == "duplicate":
@@ -1020,11 +1018,18 @@ def _damage(draw, text: str) -> str:
     if kind == "truncate":
         return text[:i]
     if kind == "swap":
-        k = draw(st.integers(j, n))
-        m = draw(st.integers(k, min(n, k + 12)))
+        k = integer(j, len(text))
+        m = integer(k, min(len(text), k + 12))
         return text[:i] + text[k:m] + text[j:k] + text[i:j] + text[m:]
-    insertion = draw(st.sampled_from(INSERTIONS) | st.text(min_size=1, max_size=4))
-    return text[:i] + insertion + text[i:]
+    return text[:i] + insertion() + text[i:]
+
+
+@st.composite
+def _damage(draw, text: str) -> str:
+    return damage_with(
+        text, lambda lo, hi: draw(st.integers(lo, hi)),
+        lambda options: draw(st.sampled_from(options)),
+        lambda: draw(st.sampled_from(INSERTIONS) | st.text(min_size=1, max_size=4)))
 
 
 @st.composite
