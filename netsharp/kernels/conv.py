@@ -300,7 +300,8 @@ class ConvOp:
     def buffers(self, batch: int, training: bool, dtype) -> dict:
         chunk = self.chunk(batch)
         rows = chunk * self.positions
-        workers = max(1, min(WORKERS, -(-batch // chunk)))
+        # the calling thread's numba thread count: `netsharp train --threads 1` means one
+        workers = max(1, min(WORKERS, numba.get_num_threads(), -(-batch // chunk)))
         sets = []
         for _ in range(workers):
             space = {"cols": np.empty((self.groups, self.size, rows), dtype),
