@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from netsharp.model import Model, split_inputs, targets  # noqa: E402
 
 NETWORKS = ("basic_conv", "cntk103d_pool", "lenet", "mlp")
+PEAK_GFLOPS = 208  # fp32, both cores (DESIGN.md section 4)
 
 
 def torch_network(name: str):
@@ -107,8 +108,9 @@ class Worker:
     """One framework in its own process, measuring one configuration per request: PyTorch's
     and numba's thread pools in one process spin against each other on 2 cores."""
 
-    def __init__(self, framework: str):
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", framework],
+    def __init__(self, framework: str, threads: int):
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", framework,
+                                         "--threads", str(threads)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
 
@@ -125,13 +127,23 @@ class Worker:
         self.process.wait()
 
 
-def serve(framework: str) -> None:
-    """Worker loop: for each request [network, batch, seconds] print [train, infer] images/s.
-    Models and step counts are kept, so later rounds time the same steps again."""
+def use_threads(framework: str, threads: int) -> None:
     if framework == "torch":
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(threads)
+    threadpool_limits(threads)  # BLAS too, for the rest of the process
+
+
+def serve(framework: str, threads: int) -> None:
+    """Worker loop: for each request [network, batch, seconds] print [train, infer] images/s.
+    Models and step counts are kept, so later rounds time the same steps again."""
+    use_threads(framework, threads)
     make = torch_steps if framework == "torch" else netsharp_steps
     prepared = {}
     for line in sys.stdin:
@@ -149,7 +161,7 @@ def measure_interleaved(args) -> dict:
     """{(network, batch): (netsharp [train, infer] medians, torch medians)}: the frameworks
     take turns on each configuration, `rounds` times, so that a burst of load from other
     machines' work on the shared host falls on both rather than on one."""
-    workers = {"netsharp": Worker("netsharp"), "torch": Worker("torch")}
+    workers = {name: Worker(name, args.threads) for name in ("netsharp", "torch")}
     results = {}
     try:
         for name in args.networks:
@@ -177,22 +189,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.4)
     parser.add_argument("--rounds", type=int, default=5,
                         help="turns each framework takes per configuration (median)")
+    parser.add_argument("--threads", type=int, default=2, help="for both frameworks")
     parser.add_argument("--worker", choices=["netsharp", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        serve(args.worker)
+        serve(args.worker, args.threads)
         return
     results = measure_interleaved(args)
-    print("images/s, float32, 2 threads; ratio = netsharp / torch\n")
-    header = f"{'network':<14} {'batch':>5} | {'train ns':>9} {'torch':>9} {'ratio':>6} | " \
-             f"{'infer ns':>10} {'torch':>10} {'ratio':>6}"
+    print_table(results, args.threads)
+
+
+def gflops(name: str) -> tuple[float, float]:
+    """GFLOP per image for a training step and for inference: 2 flops a multiply-add (the
+    compiler's count: real cells of convolutions, full and filtered edges; pooling and
+    activations not counted); training does the forward, the input gradient and the weight
+    gradient, three times inference's products."""
+    macs = netsharp.compile_file(ROOT / "samples" / f"{name}.ns").total_macs
+    return 6 * macs / 1e9, 2 * macs / 1e9
+
+
+def print_table(results: dict, threads: int) -> None:
+    print(f"images/s, float32, {threads} thread(s); ratio = netsharp / torch; GFLOP/s of "
+          f"netsharp (peak of 2 cores: about {PEAK_GFLOPS:.0f})\n")
+    header = f"{'network':<14} {'batch':>5} | {'train ns':>9} {'torch':>9} {'ratio':>6} " \
+             f"{'GF/s':>5} | {'infer ns':>10} {'torch':>10} {'ratio':>6} {'GF/s':>5}"
     print(header + "\n" + "-" * len(header))
     worst = float("inf")
     for (name, batch), ((train, infer), (torch_train, torch_infer)) in results.items():
+        train_flops, infer_flops = gflops(name)
         worst = min(worst, train / torch_train, infer / torch_infer)
         print(f"{name:<14} {batch:>5} | {train:>9,.0f} {torch_train:>9,.0f} "
-              f"{train / torch_train:>6.2f} | {infer:>10,.0f} {torch_infer:>10,.0f} "
-              f"{infer / torch_infer:>6.2f}")
+              f"{train / torch_train:>6.2f} {train * train_flops:>5.1f} | {infer:>10,.0f} "
+              f"{torch_infer:>10,.0f} {infer / torch_infer:>6.2f} {infer * infer_flops:>5.1f}")
     print(f"\nworst ratio: {worst:.2f}")
 
 
