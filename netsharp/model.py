@@ -93,6 +93,9 @@ def network_is_conv(network: Network, name: str) -> bool:
 def split_inputs(network: Network, X, dtype=np.float32) -> dict[str, np.ndarray]:
     """(n, features) split across the input layers in declaration order, or a dict by name."""
     layers = network.inputs
+    if (len(layers) == 1 and isinstance(X, np.ndarray) and X.dtype == dtype and X.ndim == 2
+            and X.shape[1] == layers[0].nodes and X.flags.c_contiguous):
+        return {layers[0].name: X}  # the common case, at no cost per call (small batches)
     if isinstance(X, dict):
         missing = [layer.name for layer in layers if layer.name not in X]
         if missing:
@@ -202,6 +205,7 @@ class Model:
         self.preprocessing: dict | None = None
         self.class_names: tuple[str, ...] = ()
         self.extra: dict | None = None   # the JSON given to save(extra=...), as loaded
+        self._memory_checked: dict[tuple, int] = {}
         self.optimizer: Optimizer | None = None
         self._optimizer_state: OptimizerState | None = None
         self._executor = None
@@ -236,6 +240,9 @@ class Model:
 
     def check_memory(self, batch: int, training: bool, optimizer_slots: int = 0) -> int:
         """Raise ResourceError when this batch would need more than the memory limit."""
+        key = (batch, training, optimizer_slots, self.memory_limit)
+        if key in self._memory_checked:
+            return self._memory_checked[key]
         total, per_layer = memory_estimate(self.plan, batch, training, optimizer_slots)
         if total > self.memory_limit:
             name = max(per_layer, key=per_layer.get)
@@ -245,6 +252,7 @@ class Model:
                 f"{_gib(self.memory_limit)}); the largest layer is '{name}' with "
                 f"{_gib(per_layer[name])}",
                 notes=("use a smaller batch size, or raise Model(memory_limit=...)",))
+        self._memory_checked[key] = total
         return total
 
     # -- inference --
