@@ -49,7 +49,7 @@ def evaluate(model_path, data_spec: str, *, split: str = "test", cache=None,
              label=None) -> dict:
     """Loss, accuracy (or MSE), per-class accuracy and the confusion matrix on a data set."""
     from .data.sources import load_source
-    from .training_report import confusion_matrix
+    from .training_report import per_class_accuracy
 
     model = load_model(model_path)
     data = load_source(data_spec, cache=cache, label=label, seed=model.seed)
@@ -57,18 +57,25 @@ def evaluate(model_path, data_spec: str, *, split: str = "test", cache=None,
     if len(y) == 0:
         raise DataError(f"{data.name} has no {split} samples")
     x = prepare(model, x_raw, f"{data.name} ({split})", data.pixel_max)
+    scores, outputs = model.evaluate_with_outputs(x, y)
     result = {"model": str(model_path), "data": data.name, "split": split, "samples": len(y),
-              **model.evaluate(x, y)}
+              **scores}
     if model.network.task == "regression":
         return result
-    classes = max(model.network.output.nodes, 2)
-    matrix = confusion_matrix(y, model.predict_classes(x), classes)
-    counts = matrix.sum(axis=1)
-    result["class_names"] = class_names(model, classes)
-    result["per_class_accuracy"] = [float(matrix[c, c] / counts[c]) if counts[c] else None
-                                    for c in range(classes)]
+    matrix, result["class_names"] = confusion(model, outputs, y)
+    result["per_class_accuracy"] = [None if np.isnan(a) else float(a)
+                                    for a in per_class_accuracy(matrix)]
     result["confusion_matrix"] = matrix.tolist()
     return result
+
+
+def confusion(model, outputs: np.ndarray, y) -> tuple[np.ndarray, list[str]]:
+    """The confusion matrix of a classifier's outputs against labels, and the class names."""
+    from .model import class_indices
+    from .training_report import confusion_matrix
+
+    classes = max(model.network.output.nodes, 2)
+    return confusion_matrix(y, class_indices(outputs), classes), class_names(model, classes)
 
 
 def class_names(model, classes: int) -> list[str]:

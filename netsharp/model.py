@@ -271,10 +271,15 @@ class Model:
         return out
 
     def predict_classes(self, X, batch_size: int = 256) -> np.ndarray:
-        return _classes(self.predict(X, batch_size))
+        return class_indices(self.predict(X, batch_size))
 
     def evaluate(self, X, y, batch_size: int = 256) -> dict:
         """{'loss', 'accuracy'} for classification; {'loss', 'mse'} for regression."""
+        return self.evaluate_with_outputs(X, y, batch_size)[0]
+
+    def evaluate_with_outputs(self, X, y, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+        """evaluate's figures and the output layer's values, from one pass over the data
+        (a confusion matrix needs both)."""
         inputs = split_inputs(self.network, X, self.dtype)
         target = targets(self.network, y, self.dtype)
         n = len(target)
@@ -289,7 +294,8 @@ class Model:
             z, out = state[output.name]
             loss += loss_and_grad(kind, output.activation, z, out, target[rows])[0] * len(out)
             outputs.append(out.copy())
-        return _metrics(self.network.task, loss / n, np.concatenate(outputs), target)
+        outputs = np.concatenate(outputs)
+        return _metrics(self.network.task, loss / n, outputs, target), outputs
 
     # -- training --
 
@@ -357,7 +363,7 @@ class Model:
             progress.batches_done, progress.samples = index + 1, progress.samples + len(out)
             progress.loss_sum += loss * len(out)
             if self.network.task != "regression":
-                progress.correct += int((_classes(out) == _classes(target[rows])).sum())
+                progress.correct += int((class_indices(out) == class_indices(target[rows])).sum())
             progress.seconds = time.perf_counter() - started
             if on_batch is not None:
                 on_batch(progress, n)
@@ -561,18 +567,21 @@ def _extra_options(options: dict) -> dict:
             if k not in ("features", "task", "classes", "binary_outputs")}
 
 
-def _classes(values: np.ndarray) -> np.ndarray:
+def class_indices(values: np.ndarray) -> np.ndarray:
+    """Each row's class: argmax, or value > 0.5 for a single sigmoid node."""
     return (values[:, 0] > 0.5).astype(np.int64) if values.shape[1] == 1 else values.argmax(1)
 
 
 def _metrics(task: str, loss: float, outputs: np.ndarray, target: np.ndarray) -> dict:
     if task == "regression":
         return {"loss": loss, "mse": float(((outputs - target) ** 2).mean())}
-    return {"loss": loss, "accuracy": float((_classes(outputs) == _classes(target)).mean())}
+    right = class_indices(outputs) == class_indices(target)
+    return {"loss": loss, "accuracy": float(right.mean())}
 
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
 
 
-__all__ = ["Model", "load", "initial_parameters", "split_inputs", "targets"]
+__all__ = ["Model", "load", "initial_parameters", "split_inputs", "targets",
+           "class_indices"]

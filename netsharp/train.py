@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, NetsharpError, NumericalError
+from .errors import DataError, NumericalError
 from .files import atomic_write
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -94,6 +94,7 @@ class Run:
     options: TrainOptions
     model: object
     data: object
+    normalizer: object
     x_train: np.ndarray = field(repr=False)
     y_train: np.ndarray = field(repr=False)
     validation: tuple | None = field(repr=False)
@@ -169,8 +170,7 @@ def _resumed_options(options: TrainOptions, checkpoint, explicit: frozenset[str]
         raise DataError("--resume continues a run with its own settings, but these differ: "
                         + "; ".join(changed),
                         notes=("drop them, or start a new run in another --output directory",))
-    kept = [name for name in RECIPE + ADJUSTABLE if name in saved and name not in explicit
-            or name in RECIPE]
+    kept = RECIPE + tuple(name for name in ADJUSTABLE if name not in explicit)
     return replace(options, **{name: saved[name] for name in kept if name in saved})
 
 
@@ -238,35 +238,31 @@ def _start(options: TrainOptions, network, data, checkpoint, say) -> Run:
     from .data.normalize import Normalizer, fit_normalizer
     from .model import Model
 
+    x_raw, y = data.x_train, data.y_train
+    if options.limit is not None:
+        x_raw, y = x_raw[: options.limit], y[: options.limit]
     if checkpoint is not None:
         model = checkpoint
         normalizer = Normalizer.from_dict(model.preprocessing["normalize"])
     else:
         model = Model(network, seed=options.seed)
-        normalizer = fit_normalizer(options.normalize, _limited(data.x_train, options),
-                                    data.pixel_max)
+        normalizer = fit_normalizer(options.normalize, x_raw, data.pixel_max)
         # pixel_max lets predict bring 8-bit images to the training data's units first.
         model.preprocessing = {"normalize": normalizer.to_dict(), "pixel_max": data.pixel_max}
         model.class_names = tuple(data.class_names)
-    x_train, y_train, validation = _split(normalizer.apply(data.x_train), data.y_train, options)
+    x_train, y_train, validation = _split(normalizer.apply(x_raw), y, options)
     monitor = "val_loss" if validation is not None else "loss"
     stopping = EarlyStopping(options.patience, monitor)
     saved = (model.extra or {}).get("early_stopping")
     if saved:
         stopping = EarlyStopping(options.patience, **{k: v for k, v in saved.items()
                                                        if k != "patience"})
-    run = Run(options, model, data, x_train, y_train, validation, stopping, say)
+    run = Run(options, model, data, normalizer, x_train, y_train, validation, stopping, say)
     _introduce(run, checkpoint is not None)
     return run
 
 
-def _limited(x: np.ndarray, options: TrainOptions) -> np.ndarray:
-    return x if options.limit is None else x[: options.limit]
-
-
 def _split(x, y, options: TrainOptions):
-    if options.limit is not None:
-        x, y = x[: options.limit], y[: options.limit]
     if not options.validation_split:
         return x, y, None
     held = max(1, int(len(y) * options.validation_split))
@@ -317,7 +313,7 @@ def _train_epochs(run: Run) -> None:
         run.say(f"the checkpoint already holds {model.epochs_trained} epochs; "
                 "nothing left to train (raise --epochs to train more)")
         return
-    bar = _BarKeeper(options.epochs, run.say)
+    bar = _BarKeeper(options.epochs)
     with _stop_on_signals() as stop_requested:
         try:
             model.fit(run.x_train, run.y_train, epochs=remaining,
@@ -329,7 +325,6 @@ def _train_epochs(run: Run) -> None:
                       on_epoch=lambda record: _end_of_epoch(run, bar, record),
                       should_stop=stop_requested)
         except NumericalError as error:
-            bar.close()
             run.stopped = "diverged"
             _write_metrics(run, None)
             raise NumericalError(error.message, notes=error.notes + _kept(run)) from None
@@ -357,10 +352,10 @@ def _kept(run: Run) -> tuple[str, ...]:
 class _BarKeeper:
     """One progress bar per epoch, created when the epoch's first batch reports."""
 
-    def __init__(self, epochs: int, say: Callable[[str], None]):
+    def __init__(self, epochs: int):
         from .progress import EpochBar
 
-        self.make, self.epochs, self.say = EpochBar, epochs, say
+        self.make, self.epochs = EpochBar, epochs
         self.bar, self.epoch = None, None
 
     def update(self, progress, total: int) -> None:
@@ -463,15 +458,12 @@ def _finish(run: Run) -> dict:
         model.set_weights(load(options.output / BEST).get_weights())
         run.say(f"restored the weights of epoch {run.stopping.best_epoch} (best "
                 f"{run.stopping.monitor.replace('_', ' ')})")
-    from .data.normalize import Normalizer
-
-    x_test = Normalizer.from_dict(model.preprocessing["normalize"]).apply(data.x_test)
-    test = model.evaluate(x_test, data.y_test)
+    test, outputs = model.evaluate_with_outputs(run.normalizer.apply(data.x_test), data.y_test)
     run.say("test: " + ", ".join(_figure(k, v) for k, v in test.items()))
     atomic_write(options.output / MODEL, model.save)
     metrics = _write_metrics(run, test)
     if options.plots:
-        _write_plots(run, x_test)
+        _write_plots(run, outputs)
     run.say(f"saved {options.output / MODEL}, metrics and plots in {options.output}")
     return metrics
 
@@ -497,19 +489,17 @@ def _write_metrics(run: Run, test: dict | None) -> dict:
     return metrics
 
 
-def _write_plots(run: Run, x_test: np.ndarray) -> None:
-    from .training_report import confusion_matrix, plot_confusion_matrix, plot_learning_curve
+def _write_plots(run: Run, test_outputs: np.ndarray) -> None:
+    from .inference import confusion
+    from .training_report import plot_confusion_matrix, plot_learning_curve
 
     model, out = run.model, run.options.output
     atomic_write(out / "learning_curve.png", lambda p: plot_learning_curve(p, model.history))
     if model.network.task == "regression":
         return
-    predicted = model.predict_classes(x_test)
-    classes = max(model.network.output.nodes, 2)
-    matrix = confusion_matrix(run.data.y_test, predicted, classes)
-    names = list(model.class_names) or [str(c) for c in range(classes)]
+    matrix, names = confusion(model, test_outputs, run.data.y_test)
     atomic_write(out / "confusion_matrix.png",
                  lambda p: plot_confusion_matrix(p, matrix, names))
 
 
-__all__ = ["TrainOptions", "train", "atomic_write", "NetsharpError"]
+__all__ = ["TrainOptions", "train"]
