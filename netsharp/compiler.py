@@ -31,14 +31,7 @@ def compile(source: str, *, path: str | None = None, features: int | None = None
             binary_outputs: int = 1) -> Network:
     """Compile Net# text into a Network; raises a NetsharpError subclass on any program error."""
     context = _check.Context(features, classes, task, hidden_size, binary_outputs)
-    text = Source(source, path or "<string>")
-    _check_size(text)
-    try:
-        with _deep_recursion():
-            return _check.check(parse(text), context)
-    except RecursionError:
-        raise ParseError("the program is nested too deeply", Span(text.path, 1, 1, 1, 2),
-                         source=text) from None
+    return _guarded(source, path, lambda text: _check.check(parse(text), context))
 
 
 def compile_file(path: str | Path, **options) -> Network:
@@ -48,11 +41,17 @@ def compile_file(path: str | Path, **options) -> Network:
 
 def syntax_check(source: str, path: str | None = None) -> None:
     """Raise the program's syntax error, if it has one; no data is needed for this."""
+    _guarded(source, path, parse)
+
+
+def _guarded(source: str, path: str | None, stage):
+    """`stage(text)` within the size limit and a deep recursion limit; nesting beyond even
+    that is a ParseError, not a RecursionError."""
     text = Source(source, path or "<string>")
     _check_size(text)
     try:
         with _deep_recursion():
-            parse(text)
+            return stage(text)
     except RecursionError:
         raise ParseError("the program is nested too deeply", Span(text.path, 1, 1, 1, 2),
                          source=text) from None
