@@ -130,7 +130,7 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
         network = compile_text(text, path=str(source_path), **data.compile_options())
         _check_fit(network, data, source_path)
         run = _start(options, network, data, checkpoint, say)
-        _warm_up(run)
+        _warm_up(run, text, data.compile_options())
         _train_epochs(run)
         return _finish(run)
 
@@ -283,18 +283,24 @@ def _introduce(run: Run, resumed: bool) -> None:
         run.say(f"resuming from {options.output / CHECKPOINT} at {where}")
 
 
-def _warm_up(run: Run) -> None:
+def _warm_up(run: Run, source: str, compile_options: dict) -> None:
     """Compile the kernels by running forward and backward once with zero gradients, so that
-    compilation is shown as such and kept out of the epochs' times and ETAs."""
+    compilation is shown as such and kept out of the epochs' times and ETAs. On an empty
+    cache a helper process compiles from the last layer backwards meanwhile."""
+    import numba
+
+    from .kernels.warm import CompileHelper
     from .model import split_inputs
 
     model = run.model
     run.say("compiling kernels ...")
     started = time.perf_counter()
-    inputs = split_inputs(model.network, run.x_train[: run.options.batch_size], model.dtype)
-    state = model.executor.forward(model.params, inputs)
-    z, _ = state[model.network.output.name]
-    model.executor.backward(model.params, state, np.zeros_like(z))
+    batch = min(run.options.batch_size, len(run.x_train))
+    inputs = split_inputs(model.network, run.x_train[:batch], model.dtype)
+    with CompileHelper(source, compile_options, batch, numba.get_num_threads()):
+        state = model.executor.forward(model.params, inputs)
+        z, _ = state[model.network.output.name]
+        model.executor.backward(model.params, state, np.zeros_like(z))
     run.say(f"kernels ready in {time.perf_counter() - started:.1f} s")
 
 

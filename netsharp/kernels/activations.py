@@ -21,7 +21,9 @@ ZERO, ONE = np.float32(0.0), np.float32(1.0)
 
 @jit
 def _softmax_row(z, y):
-    top = z.max()
+    top = z[0]
+    for j in range(1, z.size):  # not z.max(), whose numba version compiles for 0.5 s
+        top = max(top, z[j])
     total = 0.0
     for j in range(z.size):
         y[j] = math.exp(z[j] - top)

@@ -368,8 +368,11 @@ class ConvOp:
             (col2im_extract.serial if serial else col2im_extract)(
                 dcols, self.runs, dxpad, self.pad_cells, dx, accumulate)
 
+    def _kernel_rows(self, w):
+        return w[None] if self.in_place else w[self.t.kernels]    # (G, M, K + 1)
+
     def forward(self, x, w, z, space, accumulate):
-        rows = w[None] if self.in_place else w[self.t.kernels]    # (G, M, K + 1)
+        rows = self._kernel_rows(w)
         space["kw"] = kw = rows[:, :, :self.size]
         bias = np.ascontiguousarray(rows[:, :, self.size])
 
@@ -387,7 +390,8 @@ class ConvOp:
         self._run(work, len(x), space)
 
     def backward(self, dz, x, w, space, dx, dx_accumulate, dw, dw_accumulate):
-        kw = space["kw"]
+        # the forward's gathered kernels (kernels.warm runs a backward with no forward)
+        kw = space["kw"] if "kw" in space else self._kernel_rows(w)[:, :, :self.size]
         kw_t = kw.transpose(0, 2, 1)
 
         def work(bufs, chunks, serial):

@@ -90,41 +90,62 @@ class FastExecutor:
         with self.blas_threads():
             return self._backward(params, ws, dz_output)
 
+    def compile_backward_first(self, params: dict, batch: int) -> None:
+        """Run every layer's backward kernels on zeros from the first layer to the last, then
+        the forward kernels from the last layer to the first: the reverse of a training
+        step's order, in which kernels.warm's helper process compiles them."""
+        with self.blas_threads():
+            ws = self.workspace(batch, True)
+            ws.acts = {layer.name: np.zeros((batch, layer.nodes), DTYPE)
+                       for layer in self.plan.network.inputs}
+            ws.acts.update(ws.y)
+            dz_output = np.zeros_like(ws.z[self.plan.layers[-1].name])
+            for step in self.plan.layers:
+                self._backward_layer(step, params, ws, dz_output)
+            for step in reversed(self.plan.layers):
+                self._forward_layer(step, params, ws)
+
     def _forward(self, params: dict, inputs: dict, training: bool) -> Workspace:
         batch = len(next(iter(inputs.values())))
         ws = self.workspace(batch, training)
         ws.acts = {name: np.ascontiguousarray(x, DTYPE) for name, x in inputs.items()}
         for step in self.plan.layers:
-            z = ws.z[step.name]
-            for i, b in enumerate(step.bundles):
-                self.ops[step.name, i].forward(ws.acts[b.source], params.get(b.param), z,
-                                               ws.space[step.name, i], i > 0)
-            if not step.alias:
-                bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
-                if step.code == activations.SIGMOID and z.size >= activations.NUMPY_SIGMOID:
-                    activations.sigmoid_forward(z, bias, ws.y[step.name])
-                else:
-                    activations.forward(z, bias, step.code, ws.y[step.name])
-            ws.acts[step.name] = ws.y[step.name]
+            self._forward_layer(step, params, ws)
         return ws
 
-    def _backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
-        grads = self.grads
-        for step in reversed(self.plan.layers):
-            if step.layer.kind == "output":
-                dz = dz_output
+    def _forward_layer(self, step, params: dict, ws: Workspace) -> None:
+        z = ws.z[step.name]
+        for i, b in enumerate(step.bundles):
+            self.ops[step.name, i].forward(ws.acts[b.source], params.get(b.param), z,
+                                           ws.space[step.name, i], i > 0)
+        if not step.alias:
+            bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
+            if step.code == activations.SIGMOID and z.size >= activations.NUMPY_SIGMOID:
+                activations.sigmoid_forward(z, bias, ws.y[step.name])
             else:
-                dz = ws.dy[step.name]
-                if not step.alias:  # in place: dy becomes dz
-                    activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code, dz)
-            if step.layer.bias:
-                _add_column_sums(dz, grads[step.layer.bias], not step.bias_first)
-            for i, b in enumerate(step.bundles):
-                dx = ws.dy[b.source] if b.needs_dx else None
-                self.ops[step.name, i].backward(
-                    dz, ws.acts[b.source], params.get(b.param), ws.space[step.name, i],
-                    dx, not b.dx_first, grads.get(b.param), not b.grad_first)
-        return grads
+                activations.forward(z, bias, step.code, ws.y[step.name])
+        ws.acts[step.name] = ws.y[step.name]
+
+    def _backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
+        for step in reversed(self.plan.layers):
+            self._backward_layer(step, params, ws, dz_output)
+        return self.grads
+
+    def _backward_layer(self, step, params: dict, ws: Workspace, dz_output) -> None:
+        grads = self.grads
+        if step.layer.kind == "output":
+            dz = dz_output
+        else:
+            dz = ws.dy[step.name]
+            if not step.alias:  # in place: dy becomes dz
+                activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code, dz)
+        if step.layer.bias:
+            _add_column_sums(dz, grads[step.layer.bias], not step.bias_first)
+        for i, b in enumerate(step.bundles):
+            dx = ws.dy[b.source] if b.needs_dx else None
+            self.ops[step.name, i].backward(
+                dz, ws.acts[b.source], params.get(b.param), ws.space[step.name, i],
+                dx, not b.dx_first, grads.get(b.param), not b.grad_first)
 
 
 def _add_column_sums(dz: np.ndarray, out: np.ndarray, accumulate: bool) -> None:

@@ -1,0 +1,80 @@
+"""A second process that compiles a network's kernels into numba's disk cache in the reverse
+of the order in which a training step needs them, while the first process compiles in order.
+
+On an empty cache a network's first training step waits 5-15 s for numba, which compiles on
+one core. `CompileHelper` starts this module's `main` in another process when the first
+step's compilation is still running after `DELAY` s (so a cached start, 0.05 s, never pays
+for it): numba looks in its disk cache before compiling each kernel, so the two processes
+meet in the middle and each kernel is compiled about once, on both cores. The helper's
+output is discarded and any failure of it only costs the time it would have saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+DELAY = 0.5  # seconds of compiling before the helper is worth its own start-up (~1 s)
+
+
+class CompileHelper:
+    """with CompileHelper(source, options, batch, threads): compile in the block; the
+    helper process, if one was started, is stopped when the block ends."""
+
+    def __init__(self, source: str, compile_options: dict, batch: int, threads: int):
+        self.request = json.dumps({"source": source, "options": compile_options,
+                                   "batch": batch, "threads": threads})
+        self.process: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(DELAY, self._start)
+        self.timer.daemon = True
+
+    def __enter__(self) -> CompileHelper:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.timer = None  # a timer already firing starts nothing now
+            if self.process is not None:
+                self.process.kill()
+                self.process.wait()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.timer is None:
+                return
+            try:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "netsharp.kernels.warm"], stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                    env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                self.process.stdin.write(self.request)
+                self.process.stdin.close()
+            except OSError:
+                self.process = None
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    import numba
+    import numpy as np
+
+    from ..compiler import compile as compile_text
+    from ..lower import lower
+    from ..model import initial_parameters
+    from .executor import FastExecutor
+
+    numba.set_num_threads(max(1, min(request["threads"], numba.config.NUMBA_NUM_THREADS)))
+    network = compile_text(request["source"], **request["options"])
+    params = {k: v.astype(np.float32) for k, v in
+              initial_parameters(network, np.random.default_rng(0)).items()}
+    FastExecutor(lower(network)).compile_backward_first(params, request["batch"])
+
+
+if __name__ == "__main__":
+    main()
