@@ -60,3 +60,17 @@ def jit(function=None, *, parallel: bool = False, work: int = 0, scale: int = 1)
 
 
 prange = numba.prange
+
+
+@jit
+def _first(x):
+    return x[0]
+
+
+def prepare() -> None:
+    """Load one small kernel from the cache (or compile it): numba sets up its code generator
+    on the first kernel a process loads, 0.8 s that kernels.executor's importer can spend
+    while the data is read instead of on the first training step."""
+    import numpy as np
+
+    _first(np.zeros(1, np.float32))
