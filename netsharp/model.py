@@ -209,6 +209,7 @@ class Model:
         self.optimizer: Optimizer | None = None
         self._optimizer_state: OptimizerState | None = None
         self._executor = None
+        self._lanes = None
         self.compile_options = compile_options or {}
 
     # -- executors --
@@ -225,6 +226,27 @@ class Model:
 
                 self._executor = ReferenceExecutor(self.network, self.dtype)
         return self._executor
+
+    def _lanes_for(self, batch: int):
+        """kernels.lanes' two-process runner when a batch of this size is split, else None."""
+        if self.backend != "numba":
+            return None
+        from .kernels import lanes
+
+        if not lanes.wanted(self.plan, batch):
+            return None
+        if self._lanes is None:
+            self._lanes = lanes.Lanes(self.plan, self.network.source.text,
+                                      self._compile_options())
+        return self._lanes
+
+    def _outputs(self, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's (z, y) for one batch, inference only."""
+        lanes = self._lanes_for(len(next(iter(inputs.values()))))
+        if lanes is not None:
+            return lanes.infer(self.params, inputs)
+        return self.executor.forward(self.params, inputs, training=False)[
+            self.network.output.name]
 
     def _check_parameter_memory(self) -> None:
         """Refuse, before allocating anything, weights that alone exceed the memory limit."""
@@ -265,9 +287,7 @@ class Model:
         self.check_memory(batch_size, training=False)
         out = np.empty((n, self.network.output.nodes), dtype=self.dtype)
         for rows in _batches(n, batch_size):
-            state = self.executor.forward(self.params, {k: v[rows] for k, v in inputs.items()},
-                                          training=False)
-            out[rows] = state[self.network.output.name][1]
+            out[rows] = self._outputs({k: v[rows] for k, v in inputs.items()})[1]
         return out
 
     def predict_classes(self, X, batch_size: int = 256) -> np.ndarray:
@@ -289,9 +309,7 @@ class Model:
             self.network.output
         loss, outputs = 0.0, []
         for rows in _batches(n, batch_size):
-            state = self.executor.forward(self.params, {k: v[rows] for k, v in inputs.items()},
-                                          training=False)
-            z, out = state[output.name]
+            z, out = self._outputs({k: v[rows] for k, v in inputs.items()})
             loss += loss_and_grad(kind, output.activation, z, out, target[rows])[0] * len(out)
             outputs.append(out.copy())
         outputs = np.concatenate(outputs)
@@ -390,18 +408,30 @@ class Model:
             record["accuracy"] = progress.correct / progress.samples
         return record
 
-    def train_step(self, inputs: dict, target: np.ndarray, lr: float):
-        """One forward, backward and update on one batch; returns (loss, outputs).
-
-        A non-finite loss raises NumericalError before the weights are touched."""
+    def gradients(self, inputs: dict, target: np.ndarray, *, worker: bool = True):
+        """(mean loss, outputs, gradients) of one batch, weights untouched; NumericalError
+        when the loss is not finite. The gradients are the executor's buffers: read them
+        before the next call. worker=False: a split batch's second half is computed here
+        too, without starting kernels.lanes' worker (the same figures)."""
+        lanes = self._lanes_for(len(target))
+        if lanes is not None:
+            loss, out, grads = lanes.train(self.params, inputs, target, worker)
+            _check_finite(loss)
+            return loss, out, grads
         output = self.network.output
         state = self.executor.forward(self.params, inputs)
         z, out = state[output.name]
         loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes), output.activation,
                                  z, out, target)
-        if not math.isfinite(loss):
-            raise NumericalError(f"the training loss became {loss}", notes=DIVERGENCE_ADVICE)
+        _check_finite(loss)
         grads = self.executor.backward(self.params, state, np.ascontiguousarray(dz, self.dtype))
+        return loss, out, grads
+
+    def train_step(self, inputs: dict, target: np.ndarray, lr: float):
+        """One forward, backward and update on one batch; returns (loss, outputs).
+
+        A non-finite loss raises NumericalError before the weights are touched."""
+        loss, out, grads = self.gradients(inputs, target)
         self.optimizer.step(self.params, grads, self._optimizer_state, lr)
         return loss, out
 
@@ -577,6 +607,11 @@ def _metrics(task: str, loss: float, outputs: np.ndarray, target: np.ndarray) ->
         return {"loss": loss, "mse": float(((outputs - target) ** 2).mean())}
     right = class_indices(outputs) == class_indices(target)
     return {"loss": loss, "accuracy": float(right.mean())}
+
+
+def _check_finite(loss: float) -> None:
+    if not math.isfinite(loss):
+        raise NumericalError(f"the training loss became {loss}", notes=DIVERGENCE_ADVICE)
 
 
 def _gib(n: int) -> str:

@@ -288,23 +288,27 @@ def _introduce(run: Run, resumed: bool) -> None:
 
 
 def _warm_up(run: Run, source: str, compile_options: dict) -> None:
-    """Compile the kernels by running forward and backward once with zero gradients, so that
-    compilation is shown as such and kept out of the epochs' times and ETAs. On an empty
-    cache a helper process compiles from the last layer backwards meanwhile."""
+    """Compile the kernels by computing one batch's gradients, so that compilation is shown
+    as such and kept out of the epochs' times and ETAs. On an empty cache a helper process
+    compiles from the last layer backwards meanwhile."""
     import numba
 
+    from .kernels import lanes
     from .kernels.warm import CompileHelper
-    from .model import split_inputs
+    from .model import split_inputs, targets
 
     model = run.model
     run.say("compiling kernels ...")
     started = time.perf_counter()
     batch = min(run.options.batch_size, len(run.x_train))
     inputs = split_inputs(model.network, run.x_train[:batch], model.dtype)
-    with CompileHelper(source, compile_options, batch, numba.get_num_threads()):
-        state = model.executor.forward(model.params, inputs)
-        z, _ = state[model.network.output.name]
-        model.executor.backward(model.params, state, np.zeros_like(z))
+    target = targets(model.network, run.y_train[:batch], model.dtype)
+    with CompileHelper(source, compile_options, batch, numba.get_num_threads(),
+                       lanes.wanted(model.plan, batch)):
+        try:
+            model.gradients(inputs, target, worker=False)
+        except NumericalError:
+            pass  # the first step says so, with its epoch and batch
     run.say(f"kernels ready in {time.perf_counter() - started:.1f} s")
 
 

@@ -21,9 +21,12 @@ def loss_kind(task: str, nodes: int) -> str:
     return "log" if nodes == 1 else "cross_entropy"
 
 
-def loss_and_grad(kind: str, activation: str, z, y, target) -> tuple[float, np.ndarray]:
-    """`target` is (batch, nodes): one-hot rows, probabilities, 0/1 or real values."""
-    batch = z.shape[0]
+def loss_and_grad(kind: str, activation: str, z, y, target,
+                  denominator: int | None = None) -> tuple[float, np.ndarray]:
+    """`target` is (batch, nodes): one-hot rows, probabilities, 0/1 or real values. The loss
+    and gradient are sums over the rows divided by `denominator` (default: the row count; a
+    part of a batch passes the whole batch's size)."""
+    batch = denominator or z.shape[0]
     if kind == "squared":
         diff = y - target
         return 0.5 * float((diff.astype(np.float64) ** 2).sum()) / batch, \

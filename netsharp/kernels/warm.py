@@ -21,12 +21,14 @@ DELAY = 0.5  # seconds of compiling before the helper is worth its own start-up 
 
 
 class CompileHelper:
-    """with CompileHelper(source, options, batch, threads): compile in the block; the
-    helper process, if one was started, is stopped when the block ends."""
+    """with CompileHelper(source, options, batch, threads, lanes): compile in the block; the
+    helper process, if one was started, is stopped when the block ends. lanes: the batch is
+    split in kernels.lanes' two halves."""
 
-    def __init__(self, source: str, compile_options: dict, batch: int, threads: int):
+    def __init__(self, source: str, compile_options: dict, batch: int, threads: int,
+                 lanes: bool = False):
         self.request = json.dumps({"source": source, "options": compile_options,
-                                   "batch": batch, "threads": threads})
+                                   "batch": batch, "threads": threads, "lanes": lanes})
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.timer = threading.Timer(DELAY, self._start)
@@ -73,7 +75,14 @@ def main() -> None:
     network = compile_text(request["source"], **request["options"])
     params = {k: v.astype(np.float32) for k, v in
               initial_parameters(network, np.random.default_rng(0)).items()}
-    FastExecutor(lower(network)).compile_backward_first(params, request["batch"])
+    executor = FastExecutor(lower(network))
+    if request.get("lanes"):  # a split batch: the kernels of its first half, on one thread
+        from .lanes import halves, one_thread
+
+        with one_thread():
+            executor.compile_backward_first(params, halves(request["batch"])[0].stop)
+    else:
+        executor.compile_backward_first(params, request["batch"])
 
 
 if __name__ == "__main__":

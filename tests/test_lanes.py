@@ -1,0 +1,178 @@
+"""kernels.lanes: a batch split in two halves, the second computed by a worker process.
+
+The promises: the split step computes what the one-pass step computes (float32 tolerance);
+its bits do not depend on whether the worker ran the second half or this process did (so
+training is reproducible and resumes exactly, whenever the worker comes up); a dead worker
+costs speed, never a result; nothing is left in /dev/shm.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from netsharp import compile_file
+from netsharp.kernels import lanes
+from netsharp.model import Model, split_inputs, targets
+
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+READY_TIMEOUT = 120  # seconds for a worker to start (imports, kernels from the cache)
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return compile_file(SAMPLES / "lenet.ns")
+
+
+def batch(network, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784), dtype=np.float32)
+    return split_inputs(network, x), targets(network, rng.integers(0, 10, n)), x
+
+
+def ready_lanes(model: Model, rows: int) -> lanes.Lanes:
+    runner = model._lanes_for(2 * rows)
+    assert runner is not None, "the split was not chosen"
+    runner._worker(rows)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not runner.worker.usable():
+        assert not runner.worker.failed, "the worker failed to start"
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.05)
+    return runner
+
+
+def one_pass(model: Model, inputs: dict, target: np.ndarray):
+    """The unsplit step, straight through the executor."""
+    from netsharp.kernels.losses import loss_and_grad, loss_kind
+
+    output = model.network.output
+    state = model.executor.forward(model.params, inputs)
+    z, out = state[output.name]
+    loss, dz = loss_and_grad(loss_kind(model.network.task, output.nodes), output.activation,
+                             z, out, target)
+    grads = model.executor.backward(model.params, state, dz.astype(np.float32))
+    return loss, out.copy(), {k: v.copy() for k, v in grads.items()}
+
+
+def copied(result):
+    loss, out, grads = result
+    return loss, out.copy(), {k: v.copy() for k, v in grads.items()}
+
+
+def test_split_step_matches_the_one_pass_step(lenet):
+    model = Model(lenet, seed=1)
+    inputs, target, _ = batch(lenet, 33)   # odd: halves of 17 and 16
+    ready_lanes(model, 17)
+    loss, out, grads = copied(model.gradients(inputs, target))
+    ref_loss, ref_out, ref_grads = one_pass(model, inputs, target)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6)
+    for name, grad in ref_grads.items():
+        np.testing.assert_allclose(grads[name], grad, rtol=2e-3, atol=2e-6, err_msg=name)
+
+
+def test_worker_and_local_halves_give_the_same_bits(lenet):
+    inputs, target, _ = batch(lenet, 64, seed=2)
+    with_worker = Model(lenet, seed=3)
+    ready_lanes(with_worker, 32)
+    here = Model(lenet, seed=3)
+    a = copied(with_worker.gradients(inputs, target))
+    b = copied(here.gradients(inputs, target, worker=False))
+    assert here._lanes.worker is None  # really computed here
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+    for name in a[2]:
+        np.testing.assert_array_equal(a[2][name], b[2][name], err_msg=name)
+
+
+def test_training_is_identical_with_and_without_the_worker(lenet):
+    _, _, x = batch(lenet, 96, seed=4)
+    y = np.random.default_rng(4).integers(0, 10, 96)
+    fast = Model(lenet, seed=5)
+    ready_lanes(fast, 16)
+    slow = Model(lenet, seed=5)
+    slow._lanes_for(32)._worker = lambda rows: None   # never a worker: both halves here
+    for model in (fast, slow):
+        model.fit(x, y, epochs=2, batch_size=32, optimizer="adam", lr=1e-3)
+    for name, value in fast.params.items():
+        np.testing.assert_array_equal(value, slow.params[name], err_msg=name)
+
+
+def test_inference_split_matches(lenet):
+    model = Model(lenet, seed=6)
+    inputs, _, x = batch(lenet, 40, seed=6)
+    ready_lanes(model, 20)
+    z, y = model._lanes.infer(model.params, inputs)
+    state = model.executor.forward(model.params, inputs, training=False)
+    ref_z, ref_y = state[lenet.output.name]
+    np.testing.assert_allclose(z, ref_z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, batch_size=40), ref_y, rtol=1e-5, atol=1e-6)
+
+
+def test_a_dead_worker_costs_speed_not_results(lenet):
+    model = Model(lenet, seed=7)
+    inputs, target, _ = batch(lenet, 32, seed=7)
+    runner = ready_lanes(model, 16)
+    expected = copied(model.gradients(inputs, target))
+    runner.worker.process.kill()
+    runner.worker.process.wait()
+    got = copied(model.gradients(inputs, target))
+    assert runner.worker.failed
+    assert got[0] == expected[0]
+    for name in expected[2]:
+        np.testing.assert_array_equal(got[2][name], expected[2][name], err_msg=name)
+    assert runner._worker(16) is None   # not restarted: this process goes on alone
+
+
+def test_an_interrupted_call_does_not_leave_a_stale_reply(lenet):
+    """A call stopped (Ctrl-C) after sending its half leaves the worker's reply unread; the
+    next call must take that reply first, not as its own."""
+    model = Model(lenet, seed=8)
+    first, first_target, _ = batch(lenet, 32, seed=8)
+    second, second_target, _ = batch(lenet, 32, seed=9)
+    runner = ready_lanes(model, 16)
+    expected = copied(model.gradients(second, second_target))
+    runner._send(runner.worker, model.params, first, slice(16, 32), first_target)
+    got = copied(model.gradients(second, second_target))
+    assert got[0] == expected[0]
+    for name in expected[2]:
+        np.testing.assert_array_equal(got[2][name], expected[2][name], err_msg=name)
+
+
+def test_the_worker_grows_for_a_larger_batch_and_leaves_no_files(lenet):
+    model = Model(lenet, seed=10)
+    runner = ready_lanes(model, 16)
+    old = runner.worker
+    assert not os.path.exists(old.path)   # the name is removed once both have it mapped
+    inputs, target, _ = batch(lenet, 2 * (old.capacity + 1), seed=10)
+    model.gradients(inputs, target)
+    assert runner.worker is not old and runner.worker.capacity > old.capacity
+    assert old.process.wait(timeout=10) is not None   # the small one was closed
+    runner.close()
+    assert runner.worker.process.wait(timeout=10) is not None
+
+
+def test_when_the_batch_is_split():
+    mlp = compile_file(SAMPLES / "mlp.ns")
+    conv = compile_file(SAMPLES / "cntk103d_pool.ns")
+    from netsharp.lower import lower
+
+    assert not lanes.wanted(lower(mlp), 256)      # full bundles only: BLAS threads itself
+    assert not lanes.wanted(lower(conv), lanes.MIN_BATCH - 1)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert not lanes.wanted(lower(conv), 256)  # one thread asked for: one process
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        assert lanes.wanted(lower(conv), 256) == (numba.get_num_threads() >= 2)
+    finally:
+        numba.set_num_threads(previous)
+    assert lanes.halves(7) == (slice(0, 4), slice(4, 7))
