@@ -79,7 +79,24 @@ def netsharp_steps(name: str, X: np.ndarray, labels: np.ndarray):
     def train():
         model.train_step(inputs, target, 0.01)
 
-    return train, lambda: model.predict(X, batch_size=len(X))
+    def infer():
+        model.predict(X, batch_size=len(X))
+
+    wait_for_lanes(model, train, infer)
+    return train, infer
+
+
+def wait_for_lanes(model, *steps, timeout: float = 60) -> None:
+    """Steady state: a split batch's worker process (kernels.lanes) takes a second or two to
+    start, during which this process computes both halves; time the steps once it runs."""
+    deadline = time.monotonic() + timeout
+    for step in steps:
+        step()
+    while time.monotonic() < deadline:
+        worker = model._lanes.worker if model._lanes is not None else None
+        if worker is None or worker.ready or worker.failed:
+            return
+        time.sleep(0.05)
 
 
 def torch_steps(name: str, X: np.ndarray, labels: np.ndarray):

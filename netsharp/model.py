@@ -227,13 +227,13 @@ class Model:
                 self._executor = ReferenceExecutor(self.network, self.dtype)
         return self._executor
 
-    def _lanes_for(self, batch: int):
+    def _lanes_for(self, batch: int, training: bool = True):
         """kernels.lanes' two-process runner when a batch of this size is split, else None."""
         if self.backend != "numba":
             return None
         from .kernels import lanes
 
-        if not lanes.wanted(self.plan, batch):
+        if not lanes.wanted(self.plan, batch, training):
             return None
         if self._lanes is None:
             self._lanes = lanes.Lanes(self.plan, self.network.source.text,
@@ -242,7 +242,7 @@ class Model:
 
     def _outputs(self, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
         """The output layer's (z, y) for one batch, inference only."""
-        lanes = self._lanes_for(len(next(iter(inputs.values()))))
+        lanes = self._lanes_for(len(next(iter(inputs.values()))), training=False)
         if lanes is not None:
             return lanes.infer(self.params, inputs)
         return self.executor.forward(self.params, inputs, training=False)[

@@ -166,7 +166,11 @@ def test_when_the_batch_is_split():
     from netsharp.lower import lower
 
     assert not lanes.wanted(lower(mlp), 256)      # full bundles only: BLAS threads itself
-    assert not lanes.wanted(lower(conv), lanes.MIN_BATCH - 1)
+    half = -(-lanes.MIN_HALF_MACS // conv.total_macs)  # rows of a half that are enough
+    assert not lanes.wanted(lower(conv), 2 * half - 2, training=False)
+    assert lanes.wanted(lower(conv), 2 * half, training=False) == (
+        numba.get_num_threads() >= 2)
+    assert not lanes.wanted(lower(conv), 2 * (-(-half // 3)) - 2)  # training: 3x the work
     previous = numba.get_num_threads()
     try:
         numba.set_num_threads(1)

@@ -42,7 +42,7 @@ available = _set is not None
 @contextmanager
 def single_threaded():
     """OpenBLAS on one thread inside the block (each caller thread runs its own products)."""
-    if not available:
+    if not available or _get() == 1:
         yield
         return
     before = _get()
@@ -51,3 +51,9 @@ def single_threaded():
         yield
     finally:
         _set(before)
+
+
+def set_threads(count: int) -> None:
+    """OpenBLAS's thread count from now on (where it is found)."""
+    if available:
+        _set(count)

@@ -35,14 +35,18 @@ from . import blas
 from .executor import FastExecutor
 from .losses import loss_and_grad, loss_kind
 
-MIN_BATCH = 16       # below this a step is too short for a round trip to pay
+# A half batch must hold this many multiply-adds (3 per forward one in training) for the
+# split to pay for its round trip and copies: measured, basic_conv's inference at batch 16
+# (1M a half) lost a third with the split, lenet's (3.2M) gained half.
+MIN_HALF_MACS = 3_000_000
 MIN_CAPACITY = 128   # rows of a half batch the shared memory holds at first (evaluate: 256)
 
 
-def wanted(plan: Plan, batch: int) -> bool:
+def wanted(plan: Plan, batch: int, training: bool = True) -> bool:
     """Two lanes for networks with numba kernels (a network of full bundles only is BLAS,
-    which threads well by itself) when two threads are allowed."""
-    return (batch >= MIN_BATCH and blas.available and numba.get_num_threads() >= 2
+    which threads well by itself), when two threads are allowed and the batch is large."""
+    work = plan.network.total_macs * (3 if training else 1) * (batch // 2)
+    return (work >= MIN_HALF_MACS and blas.available and numba.get_num_threads() >= 2
             and any(b.kind != "full" for s in plan.layers for b in s.bundles))
 
 
@@ -290,6 +294,7 @@ def serve() -> None:
     """Read the set-up line, map the shared arrays, load the kernels, say "ready", then
     answer "train n denominator" and "infer n" with "ok" until the input ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the first process's to handle
+    blas.set_threads(1)
     from ..compiler import compile as compile_text
     from ..lower import lower
 
