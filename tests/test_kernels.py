@@ -468,21 +468,14 @@ def test_table_runs_and_blocks_reproduce_the_table(rows):
 
 
 @pytest.mark.parametrize("threshold", [0, 1 << 30])
-def test_sigmoid_and_softmax_forward_through_numpy_and_numba(threshold, monkeypatch):
-    """Large sigmoid and softmax layers go through numpy's vectorised exp, small ones through
-    numba; both match the reference, saturating without warnings far from 0."""
+def test_sigmoid_forward_through_numpy_and_numba(threshold, monkeypatch):
+    """Large sigmoid layers go through numpy's vectorised exp, small ones through numba; both
+    match the reference, saturating without warnings far from 0."""
     from netsharp.kernels import activations
     from netsharp.kernels.executor import FastExecutor
 
-    monkeypatch.setattr(activations, "NUMPY_FROM", threshold)
+    monkeypatch.setattr(activations, "NUMPY_SIGMOID", threshold)
     assert_fast_matches_reference(netsharp.compile_file("samples/basic_conv.ns"), batch=3)
-    softmax = netsharp.compile("input X [5]; output Y [7] softmax from X all;")
-    params, inputs, _ = random_case(softmax, 0, 4, np.float32)
-    inputs["X"] *= 50   # logits far apart: exp of the unshifted values would overflow
-    y = FastExecutor(lower(softmax)).forward(params, inputs)["Y"][1]
-    reference = ReferenceExecutor(softmax).forward(
-        {k: v.astype(np.float64) for k, v in params.items()}, inputs)["Y"][1]
-    np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-7)
     network = netsharp.compile("input X [3]; hidden H [4] from X all; output Y [2] from H all;")
     params, inputs, _ = random_case(network, 0, 2, np.float32)
     inputs["X"] *= 1e4

@@ -126,9 +126,9 @@ def backward(z, y, dy, code, dz):
                 dzb[j] = g
 
 
-# From this many values on, sigmoid's and softmax's forwards go through numpy (its calls cost
-# a few microseconds each, more than numba's scalar exp on a small batch).
-NUMPY_FROM = 1 << 12
+# From this many values on, sigmoid's forward goes through numpy (its calls cost a few
+# microseconds each, more than numba's scalar expf on a small batch).
+NUMPY_SIGMOID = 1 << 12
 
 
 def sigmoid_forward(z, bias, y):
@@ -141,13 +141,3 @@ def sigmoid_forward(z, bias, y):
         np.exp(y, out=y)
     y += ONE
     np.reciprocal(y, out=y)
-
-
-def softmax_forward(z, bias, y):
-    """softmax over each row through numpy's vectorised exp: numba's scalar exp took 43 us
-    for the MLP's 256 x 10 outputs, 17 ns a value."""
-    if bias.size:
-        z += bias
-    np.subtract(z, z.max(axis=1, keepdims=True), out=y)
-    np.exp(y, out=y)
-    y /= y.sum(axis=1, keepdims=True)

@@ -120,11 +120,8 @@ class FastExecutor:
                                            ws.space[step.name, i], i > 0)
         if not step.alias:
             bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
-            numpy_path = z.size >= activations.NUMPY_FROM
-            if numpy_path and step.code == activations.SIGMOID:
+            if step.code == activations.SIGMOID and z.size >= activations.NUMPY_SIGMOID:
                 activations.sigmoid_forward(z, bias, ws.y[step.name])
-            elif numpy_path and step.code == activations.SOFTMAX:
-                activations.softmax_forward(z, bias, ws.y[step.name])
             else:
                 activations.forward(z, bias, step.code, ws.y[step.name])
         ws.acts[step.name] = ws.y[step.name]
