@@ -254,6 +254,12 @@ def test_fast_matches_reference_on_gradient_programs(name):
     assert_fast_matches_reference(netsharp.compile(GRADIENT_PROGRAMS[name]))
 
 
+@pytest.mark.parametrize("sample", ["mlp", "basic_conv"])
+def test_fast_matches_reference_on_one_sample(sample):
+    """A batch of one: full bundles take their weight gradient as an outer product."""
+    assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=1)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fast_activations_match_reference(activation):
     text = (f"input X [4]; hidden H [6] {activation} from X all; "
