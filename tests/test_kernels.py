@@ -260,6 +260,18 @@ def test_fast_matches_reference_on_one_sample(sample):
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=1)
 
 
+@pytest.mark.parametrize("batch", [7, 8, 48, 49])
+def test_full_forward_both_ways_match_reference(batch):
+    """Full bundles multiply W @ x.T for 8 to 48 rows and x @ W.T otherwise; a layer with two
+    full bundles accumulates in both ways."""
+    from netsharp.kernels.full import TRANSPOSED_FORWARD
+
+    assert TRANSPOSED_FORWARD == (8, 48)
+    text = ("input A [5]; input B [3]; hidden H [4] { from A all; from B all; } "
+            "output Y [2] from H all;")
+    assert_fast_matches_reference(netsharp.compile(text), batch=batch)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fast_activations_match_reference(activation):
     text = (f"input X [4]; hidden H [6] {activation} from X all; "
