@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from ..lower import Plan
-from . import blas
+from . import blas, child_command
 from .executor import FastExecutor
 from .losses import loss_and_grad, loss_kind
 
@@ -135,9 +135,10 @@ class Worker:
         os.close(handle)
         try:
             self.shared = Shared(self.path, entries, create=True)
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "netsharp.kernels.lanes"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            command, environment = child_command("netsharp.kernels.lanes")
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                            env=environment)
             config = {"source": source, "options": options, "path": self.path,
                       "capacity": capacity, "rows": rows}
             self.process.stdin.write(json.dumps(config).encode() + b"\n")

@@ -12,10 +12,11 @@ output is discarded and any failure of it only costs the time it would have save
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
+
+from . import child_command
 
 DELAY = 0.5  # seconds of compiling before the helper is worth its own start-up (~1 s)
 
@@ -51,10 +52,10 @@ class CompileHelper:
             if self.timer is None:
                 return
             try:
+                command, environment = child_command("netsharp.kernels.warm")
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "netsharp.kernels.warm"], stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-                    env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                    command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, text=True, env=environment)
                 self.process.stdin.write(self.request)
                 self.process.stdin.close()
             except OSError:
