@@ -180,3 +180,45 @@ def test_when_the_batch_is_split():
     finally:
         numba.set_num_threads(previous)
     assert lanes.halves(7) == (slice(0, 4), slice(4, 7))
+
+
+SPLIT_STEP = """
+import json, sys
+import numpy as np
+from numba.core import event
+import netsharp
+from netsharp.model import split_inputs, targets
+
+parallel = []
+class Listener(event.Listener):
+    def on_start(self, ev):
+        dispatcher = ev.data["dispatcher"]
+        if dispatcher.targetoptions.get("parallel"):
+            parallel.append(dispatcher.py_func.__qualname__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Listener())
+model = netsharp.Model(netsharp.compile_file(sys.argv[1]), seed=0)
+rng = np.random.default_rng(0)
+x = rng.random((64, 784), dtype=np.float32)
+assert model._lanes_for(64) is not None
+model.gradients(split_inputs(model.network, x), targets(model.network, rng.integers(0, 10, 64)),
+                worker=False)
+model.predict(x, batch_size=64)
+print(json.dumps(sorted(set(parallel))))
+"""
+
+
+def test_a_split_batch_compiles_no_parallel_kernel(tmp_path):
+    """Each lane runs on one core with serial kernels: a first run (empty cache) compiles
+    none of the parallel twins, which cost numba 1-3 s each."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", SPLIT_STEP, str(SAMPLES / "lenet.ns")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []

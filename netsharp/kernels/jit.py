@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import types
+from contextlib import contextmanager
 
 # numba's OpenMP workers spin after each parallel loop by default, taking the second core
 # from OpenBLAS's next matrix product (measured: a 16-sample MLP forward 12 ms instead of
@@ -36,17 +38,34 @@ def _renamed(fn, suffix: str):
     return copy
 
 
+_thread = threading.local()
+
+
+@contextmanager
+def serial_kernels():
+    """Every Twin called on this thread inside the block runs its serial kernel (kernels.lanes:
+    one core per lane; the parallel kernels, 1-3 s each for numba to compile, are then never
+    compiled for training)."""
+    before = getattr(_thread, "serial", False)
+    _thread.serial = True
+    try:
+        yield
+    finally:
+        _thread.serial = before
+
+
 class Twin:
     """A parallel kernel and its serial twin; a call runs the serial one when the array
     args[work] (the kernel's largest, or the one its loop runs over) has fewer than
-    `scale` * SERIAL_BELOW elements."""
+    `scale` * SERIAL_BELOW elements, or inside serial_kernels()."""
 
     def __init__(self, fn, work: int, scale: int):
         self.parallel, self.serial = _njit(fn, True), _njit(_renamed(fn, "_serial"), False)
         self.work, self.scale, self.__doc__ = work, scale, fn.__doc__
 
     def __call__(self, *args):
-        small = args[self.work].size < self.scale * SERIAL_BELOW
+        small = args[self.work].size < self.scale * SERIAL_BELOW or \
+            getattr(_thread, "serial", False)
         return (self.serial if small else self.parallel)(*args)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from ..lower import Plan
 from . import blas, child_command
 from .executor import FastExecutor
+from .jit import serial_kernels
 from .losses import loss_and_grad, loss_kind
 
 # A half batch must hold this many multiply-adds (3 per forward one in training) for the
@@ -57,11 +58,12 @@ def halves(n: int) -> tuple[slice, slice]:
 
 @contextmanager
 def one_thread():
-    """numba kernels and BLAS on this thread only (the other core runs the other lane)."""
+    """Serial kernels, one convolution worker and one-threaded BLAS (the other core runs the
+    other lane)."""
     previous = numba.get_num_threads()
-    numba.set_num_threads(1)
+    numba.set_num_threads(1)   # read by ConvOp.buffers: one worker
     try:
-        with blas.single_threaded():
+        with blas.single_threaded(), serial_kernels():
             yield
     finally:
         numba.set_num_threads(previous)
