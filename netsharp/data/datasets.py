@@ -131,7 +131,8 @@ def mnist(cache: str | Path | None = None, mirrors: Sequence[str] = MNIST_MIRROR
         paths = [fetch(f, mirrors, directory, **fetch_options) for f in MNIST_FILES]
     except DataError as error:
         raise DataError(error.message, notes=error.notes + OFFLINE_NOTE) from None
-    return _from_idx("mnist", paths, tuple(str(d) for d in range(10)), raw)
+    return _from_idx("mnist", paths, tuple(str(d) for d in range(10)), raw,
+                     unpacked=cache_dir(cache) / "unpacked")
 
 
 def fashion_mnist(cache: str | Path | None = None, mirrors: Sequence[str] = FASHION_MIRRORS,
@@ -139,9 +140,11 @@ def fashion_mnist(cache: str | Path | None = None, mirrors: Sequence[str] = FASH
                   **fetch_options) -> Dataset:
     """Debian's `dataset-fashion-mnist` files when installed and intact, else a download."""
     local = [system_dir / f.name for f in FASHION_FILES]
+    unpacked = cache_dir(cache) / "unpacked"
     if all(p.is_file() for p in local):
         try:
-            return _from_idx("fashion-mnist", local, FASHION_CLASSES, raw, FASHION_FILES)
+            return _from_idx("fashion-mnist", local, FASHION_CLASSES, raw, FASHION_FILES,
+                             unpacked)
         except DataError:
             pass  # damaged or different files: the download below replaces them
     directory = cache_dir(cache) / "fashion-mnist"
@@ -151,7 +154,7 @@ def fashion_mnist(cache: str | Path | None = None, mirrors: Sequence[str] = FASH
         raise DataError(error.message, notes=error.notes + (
             f"offline, install Debian's dataset-fashion-mnist package (files in {system_dir})",
         )) from None
-    return _from_idx("fashion-mnist", paths, FASHION_CLASSES, raw)
+    return _from_idx("fashion-mnist", paths, FASHION_CLASSES, raw, unpacked=unpacked)
 
 
 def idx_directory(directory: str | Path, raw: bool = False) -> Dataset:
@@ -172,10 +175,12 @@ def _find_idx(directory: Path, name: str) -> Path:
 
 
 def _from_idx(name: str, paths: Sequence[Path], class_names: tuple[str, ...],
-              raw: bool = False, verify: Sequence[RemoteFile] | None = None) -> Dataset:
-    """The four files as a Dataset; `verify`: the files' expected contents, checked as read."""
+              raw: bool = False, verify: Sequence[RemoteFile] | None = None,
+              unpacked: Path | None = None) -> Dataset:
+    """The four files as a Dataset; `verify`: the files' expected contents, checked as read;
+    `unpacked`: where read_idx keeps decompressed arrays."""
     md5s = [f.content_md5 for f in verify] if verify else [None] * len(paths)
-    train_x, train_y, test_x, test_y = (read_idx(p, m) for p, m in zip(paths, md5s))
+    train_x, train_y, test_x, test_y = (read_idx(p, m, unpacked) for p, m in zip(paths, md5s))
     for images, labels, image_path in ((train_x, train_y, paths[0]), (test_x, test_y, paths[2])):
         if len(images) != len(labels):
             raise DataError(f"{image_path}: {len(images):,} images but {len(labels):,} labels")

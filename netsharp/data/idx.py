@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,65 @@ _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E:
 MAX_IDX_BYTES = 4 << 30
 
 
-def read_idx(path: str | Path, content_md5: str | None = None) -> np.ndarray:
+def read_idx(path: str | Path, content_md5: str | None = None,
+             unpacked: Path | None = None) -> np.ndarray:
     """The array stored in an IDX file; a DataError names the file and what is wrong with it.
 
     content_md5: the md5 the (decompressed) bytes must have; checked on the bytes read, so a
-    verified read decompresses once."""
+    verified read decompresses once. unpacked: a folder where a gzipped file's array is kept
+    as .npy after a good read, found again by the file's path, size, time and content_md5
+    (Fashion-MNIST's 60,000 images: 0.64 s to decompress, 0.03 s to load)."""
     path = Path(path)
+    kept = _unpacked_path(path, content_md5, unpacked) if unpacked is not None else None
+    if kept is not None:
+        values = _load_unpacked(kept)
+        if values is not None:
+            return values
+    values = _parse(path, content_md5)
+    if kept is not None:
+        _keep_unpacked(values, kept)
+    return values
+
+
+def _unpacked_path(path: Path, content_md5: str | None, folder: Path) -> Path | None:
+    """Where a gzipped file's array is kept (None for a plain file: nothing to save)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                return None
+        stat = path.stat()
+    except OSError:
+        return None
+    key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{content_md5}"
+    return folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npy")
+
+
+def _load_unpacked(kept: Path) -> np.ndarray | None:
+    try:
+        values = np.load(kept, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None   # absent or damaged: read the IDX file again
+    native = {np.dtype(t).newbyteorder("=") for t in _TYPES.values()}
+    return values if values.dtype in native and values.ndim >= 1 else None
+
+
+def _keep_unpacked(values: np.ndarray, kept: Path) -> None:
+    """Saved through a temporary file and a rename; a folder that cannot be written to is
+    only a missed saving."""
+    temporary = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            np.save(handle, values, allow_pickle=False)
+        os.replace(temporary, kept)
+    except OSError:
+        try:
+            temporary.unlink()
+        except OSError:
+            pass
+
+
+def _parse(path: Path, content_md5: str | None) -> np.ndarray:
     data = _read_bytes(path)
     if content_md5 is not None:
         found = hashlib.md5(data, usedforsecurity=False).hexdigest()
