@@ -4,6 +4,7 @@ the finished run has exactly the weights of a run that was never interrupted.
 
     python scripts/kill_resume.py --kills 50                 # SIGKILL at random moments
     python scripts/kill_resume.py --kills 20 --signal INT    # Ctrl-C: a mid-epoch checkpoint
+    python scripts/kill_resume.py --batch-size 64            # batches split with a lane worker
 
 Exit status 0 when every check held. The tests run a short version of this
 (tests/test_train_cli.py); this script is the long one whose figures go in notes.
@@ -61,8 +62,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=150,
                         help="of the digits sample; each kill cycle trains a few epochs")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="64 and more: each batch is split with a lane worker process")
     args = parser.parse_args()
     EPOCHS[1] = str(args.epochs)
+    RECIPE[1] = str(args.batch_size)
     rng = random.Random(args.seed)
     signum = getattr(signal, f"SIG{args.signal}")
     with tempfile.TemporaryDirectory() as temporary:

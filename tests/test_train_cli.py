@@ -118,10 +118,11 @@ def _wait_for(process, text, timeout=120):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_killed_or_interrupted_runs_resume_to_the_same_weights(tmp_path, signum):
+@pytest.mark.parametrize("batch", [16, 64])   # 64: batches split with a lane worker process
+def test_killed_or_interrupted_runs_resume_to_the_same_weights(tmp_path, signum, batch):
     """Stop a run at different moments (Ctrl-C saves a mid-epoch checkpoint; SIGKILL leaves
     the last epoch's), resume each time, and end with the uninterrupted run's weights."""
-    recipe = ["--epochs", 4, "--batch-size", 16, "--no-plots", "--seed", 3]
+    recipe = ["--epochs", 4, "--batch-size", batch, "--no-plots", "--seed", 3]
     reference = invoke("train", DIGITS, *recipe, "--output", tmp_path / "straight")
     assert reference.exit_code == 0, reference.output
     out = tmp_path / "stopped"
