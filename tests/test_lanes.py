@@ -222,3 +222,28 @@ def test_a_split_batch_compiles_no_parallel_kernel(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_a_forked_copy_of_the_model_does_not_use_the_parents_worker(lenet, tmp_path):
+    """After os.fork() the child's model must not talk to the parent's worker (their replies
+    would cross); it starts its own, or computes both halves, with the same results."""
+    model = Model(lenet, seed=11)
+    inputs, target, _ = batch(lenet, 32, seed=11)
+    runner = ready_lanes(model, 16)
+    expected = copied(model.gradients(inputs, target))[2]
+    pid = os.fork()
+    if pid == 0:   # the child: its answer goes to a file, then it leaves at once
+        code = 1
+        try:
+            grads = model.gradients(inputs, target, worker=True)[2]
+            same = all(np.array_equal(grads[k], expected[k]) for k in expected)
+            code = 0 if same and runner.worker is not None and \
+                runner.worker.owner == os.getpid() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    again = copied(model.gradients(inputs, target))[2]   # the parent's worker still answers
+    assert runner.worker.usable()
+    for name in expected:
+        np.testing.assert_array_equal(again[name], expected[name], err_msg=name)

@@ -131,6 +131,7 @@ class Worker:
 
     def __init__(self, plan: Plan, source: str, options: dict, capacity: int, rows: int):
         self.capacity, self.ready, self.failed, self.pending = capacity, False, False, False
+        self.owner = os.getpid()
         entries = layout(plan, capacity)
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
         handle, self.path = tempfile.mkstemp(prefix="netsharp-lane-", dir=folder)
@@ -214,6 +215,9 @@ class Lanes:
         """The worker, when it can take a half of `rows` rows now. A failed worker is not
         replaced (this process computes both halves from then on); one too small is."""
         worker = self.worker
+        if worker is not None and worker.owner != os.getpid():
+            # a forked copy of the model: the worker and its pipes are the parent's
+            self.worker = worker = None
         if worker is not None and worker.failed:
             return None
         if worker is None or rows > worker.capacity:
