@@ -10,6 +10,7 @@ Numpy only: lowering never imports numba.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from math import prod
 
 import numpy as np
@@ -249,6 +250,11 @@ class Plan:
     @property
     def output(self) -> LayerStep:
         return next(step for step in self.layers if step.layer.kind == "output")
+
+    @cached_property
+    def full_only(self) -> bool:
+        """Every bundle is a full one: the network is all BLAS products, no numba kernel."""
+        return all(b.kind == "full" for s in self.layers for b in s.bundles)
 
 
 def lower(network: Network) -> Plan:

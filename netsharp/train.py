@@ -127,10 +127,11 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
     _import_kernels_in_background()
     with _thread_limit(options.threads), np.errstate(over="ignore", invalid="ignore"):
         data = _load_data(options)
-        network = compile_text(text, path=str(source_path), **data.compile_options())
+        compile_options = data.compile_options()
+        network = compile_text(text, path=str(source_path), **compile_options)
         _check_fit(network, data, source_path)
         run = _start(options, network, data, checkpoint, say)
-        _warm_up(run, text, data.compile_options())
+        _warm_up(run, text, compile_options)
         _train_epochs(run)
         return _finish(run)
 

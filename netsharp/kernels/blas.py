@@ -42,10 +42,10 @@ available = _set is not None
 @contextmanager
 def single_threaded():
     """OpenBLAS on one thread inside the block (each caller thread runs its own products)."""
-    if not available or _get() == 1:
+    before = _get() if available else 1
+    if before == 1:
         yield
         return
-    before = _get()
     _set(1)
     try:
         yield

@@ -71,8 +71,8 @@ class FastExecutor:
         # OpenBLAS's idle threads spin for ~0.1 s after a product; in a network whose other
         # kernels run on numba's threads they take a core from them (up to 1.6x slower steps
         # on two cores). Networks of full bundles only are all BLAS and keep both its threads.
-        self.blas_threads = (contextlib.nullcontext if all(
-            b.kind == "full" for s in plan.layers for b in s.bundles) else blas.single_threaded)
+        self.blas_threads = (contextlib.nullcontext if plan.full_only
+                             else blas.single_threaded)
 
     def workspace(self, batch: int, training: bool) -> Workspace:
         key = (batch, training)

@@ -47,8 +47,8 @@ def wanted(plan: Plan, batch: int, training: bool = True) -> bool:
     """Two lanes for networks with numba kernels (a network of full bundles only is BLAS,
     which threads well by itself), when two threads are allowed and the batch is large."""
     work = plan.network.total_macs * (3 if training else 1) * (batch // 2)
-    return (work >= MIN_HALF_MACS and blas.available and numba.get_num_threads() >= 2
-            and any(b.kind != "full" for s in plan.layers for b in s.bundles))
+    return (work >= MIN_HALF_MACS and not plan.full_only and blas.available
+            and numba.get_num_threads() >= 2)
 
 
 def halves(n: int) -> tuple[slice, slice]:
@@ -221,7 +221,7 @@ class Lanes:
         if worker is not None and worker.failed:
             return None
         if worker is None or rows > worker.capacity:
-            capacity = max(rows, MIN_CAPACITY, worker.capacity if worker else 0)
+            capacity = max(rows, MIN_CAPACITY)  # rows > the old capacity, if any
             if worker is not None:
                 worker.close()
             self.worker = worker = Worker(self.plan, self.source, self.options, capacity, rows)
