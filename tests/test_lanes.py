@@ -247,3 +247,30 @@ def test_a_forked_copy_of_the_model_does_not_use_the_parents_worker(lenet, tmp_p
     assert runner.worker.usable()
     for name in expected:
         np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
+
+
+def test_spin_until_sees_the_count_or_gives_up():
+    counters = np.zeros(2, np.int64)
+    counters[lanes.REPLIES] = 3
+    assert lanes.spin_until(counters, lanes.REPLIES, 3, 0.0)
+    started = time.perf_counter()
+    assert not lanes.spin_until(counters, lanes.REQUESTS, 1, 0.01)
+    assert time.perf_counter() - started >= 0.01
+
+
+def test_requests_are_answered_whether_the_worker_spins_or_sleeps(lenet):
+    """Back to back, the worker is still spinning on the shared counter when the next request
+    comes; after a pause it sleeps in its read of the pipe. Both give the same bits, and the
+    counters follow the requests."""
+    model = Model(lenet, seed=10)
+    inputs, target, _ = batch(lenet, 32, seed=10)
+    runner = ready_lanes(model, 16)
+    expected = copied(model.gradients(inputs, target))
+    for pause in (0.0, 0.0, 5 * lanes.WORKER_SPIN_S, 0.0, 5 * lanes.WORKER_SPIN_S):
+        time.sleep(pause)
+        got = copied(model.gradients(inputs, target))
+        assert got[0] == expected[0]
+        for name in expected[2]:
+            np.testing.assert_array_equal(got[2][name], expected[2][name], err_msg=name)
+    sync = runner.worker.shared["sync"]
+    assert sync[lanes.REQUESTS] == sync[lanes.REPLIES] == runner.worker.requests >= 6
