@@ -485,14 +485,11 @@ def test_table_runs_and_blocks_reproduce_the_table(rows):
     np.testing.assert_array_equal(from_blocks, table)
 
 
-@pytest.mark.parametrize("threshold", [0, 1 << 30])
-def test_sigmoid_forward_through_numpy_and_numba(threshold, monkeypatch):
-    """Large sigmoid layers go through numpy's vectorised exp, small ones through numba; both
-    match the reference, saturating without warnings far from 0."""
-    from netsharp.kernels import activations
+def test_sigmoid_matches_the_reference_and_saturates_quietly():
+    """Sigmoid layers (exp through activations.exp_row) match the reference, also far from 0
+    where exp(-z) leaves float32's range."""
     from netsharp.kernels.executor import FastExecutor
 
-    monkeypatch.setattr(activations, "NUMPY_SIGMOID", threshold)
     assert_fast_matches_reference(netsharp.compile_file("samples/basic_conv.ns"), batch=3)
     network = netsharp.compile("input X [3]; hidden H [4] from X all; output Y [2] from H all;")
     params, inputs, _ = random_case(network, 0, 2, np.float32)
@@ -503,3 +500,47 @@ def test_sigmoid_forward_through_numpy_and_numba(threshold, monkeypatch):
         reference = ReferenceExecutor(network).forward(
             {k: v.astype(np.float64) for k, v in params.items()}, inputs)
     np.testing.assert_allclose(state["H"][1], reference["H"][1], atol=1e-6)
+
+
+def test_exp_row_is_within_two_ulps_of_exp():
+    """exp_row against float64 exp over its whole range (and beyond it: clamped), in place
+    and into another array, with both signs."""
+    from netsharp.kernels.activations import exp_row
+
+    x = np.concatenate([np.linspace(-86, 88, 400_001), [0.0, -1e-30, 1e-30, 1e-7, -1e-7]])
+    x = x.astype(np.float32)
+    exact = np.exp(x.astype(np.float64))
+    y = np.empty_like(x)
+    exp_row(x, y, np.float32(1))
+    assert np.all(np.abs(y - exact) <= 2 * np.spacing(exact.astype(np.float32)))
+    negated = np.empty_like(x)
+    exp_row(-x, negated, np.float32(-1))
+    np.testing.assert_array_equal(negated, y)
+    in_place = x.copy()
+    exp_row(in_place, in_place, np.float32(1))
+    np.testing.assert_array_equal(in_place, y)
+    beyond = np.array([-200, -87, 89, 1e4, -1e4], np.float32)
+    exp_row(beyond, beyond, np.float32(1))
+    assert np.all(np.isfinite(beyond))
+    np.testing.assert_allclose(beyond, [np.exp(-86.0)] * 2 + [np.exp(88.0)] * 2 + [np.exp(-86.0)],
+                               rtol=1e-6)
+
+
+
+@pytest.mark.parametrize("rows, nodes, scale, denominator", [
+    (1, 10, 1.0, None), (16, 10, 5.0, None), (64, 3, 30.0, 128), (7, 100, 0.01, 9)])
+def test_float32_softmax_cross_entropy_matches_the_numpy_branch(rows, nodes, scale,
+                                                               denominator):
+    """The fast executor's fused softmax loss (float32 logits) against the numpy branch that
+    the gradient checks cover (float64): one-hot and soft targets."""
+    rng = np.random.default_rng(rows)
+    z = (scale * rng.standard_normal((rows, nodes))).astype(np.float32)
+    for target in (np.eye(nodes)[rng.integers(0, nodes, rows)],
+                   rng.dirichlet(np.ones(nodes), rows)):
+        fast_loss, fast_dz = loss_and_grad("cross_entropy", "softmax", z, None,
+                                           target.astype(np.float32), denominator)
+        loss, dz = loss_and_grad("cross_entropy", "softmax", z.astype(np.float64), None,
+                                 target, denominator)
+        assert fast_dz.dtype == np.float32
+        assert fast_loss == pytest.approx(loss, rel=1e-6, abs=1e-7)
+        np.testing.assert_allclose(fast_dz, dz, rtol=1e-5, atol=1e-7)

@@ -120,10 +120,7 @@ class FastExecutor:
                                            ws.space[step.name, i], i > 0)
         if not step.alias:
             bias = params[step.layer.bias] if step.layer.bias else _NO_BIAS
-            if step.code == activations.SIGMOID and z.size >= activations.NUMPY_SIGMOID:
-                activations.sigmoid_forward(z, bias, ws.y[step.name])
-            else:
-                activations.forward(z, bias, step.code, ws.y[step.name])
+            activations.forward(z, bias, step.code, ws.y[step.name])
         ws.acts[step.name] = ws.y[step.name]
 
     def _backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:

@@ -25,7 +25,8 @@ SERIAL_BELOW = 1 << 16
 
 
 def _njit(fn, parallel: bool):
-    return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True)(fn)
+    return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True,
+                      error_model="numpy")(fn)
 
 
 def _renamed(fn, suffix: str):

@@ -1,6 +1,7 @@
 """Losses, chosen from the task and the output layer; each returns (mean loss, dL/dz_output).
 
-Plain numpy: the output layer is small, and the same code serves both executors.
+Plain numpy, which serves both executors, except softmax cross-entropy in float32 (the fast
+executor's usual loss): one numba pass, 2-6 us where numpy's dozen calls took 25-75.
 - multiclass (or a multi-node two-class output): softmax cross-entropy; a softmax layer's
   outputs are its probabilities, any other output function's outputs are taken as logits.
 - binary with one output node: log loss; a sigmoid node's output is its probability, any
@@ -10,9 +11,13 @@ Plain numpy: the output layer is small, and the same code serves both executors.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..reference import activate_backward
+from .activations import ONE, exp_row
+from .jit import jit
 
 
 def loss_kind(task: str, nodes: int) -> str:
@@ -32,6 +37,9 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
         return 0.5 * float((diff.astype(np.float64) ** 2).sum()) / batch, \
             activate_backward(activation, z, y, diff / batch)
     direct = activation == ("sigmoid" if kind == "log" else "softmax")
+    if direct and kind == "cross_entropy" and z.dtype == np.float32:
+        dz = np.empty_like(z)
+        return softmax_cross_entropy(z, np.ascontiguousarray(target, np.float32), batch, dz), dz
     logits = z if direct else y
     if kind == "log":
         loss = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
@@ -45,3 +53,30 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
     if direct:
         return total, grad.astype(z.dtype)
     return total, activate_backward(activation, z, y, grad.astype(z.dtype))
+
+
+@jit
+def softmax_cross_entropy(z, target, denominator, dz):
+    """The numpy branch's softmax cross-entropy from the logits z: returns the loss summed
+    over rows / denominator (float64 sums), and fills dz = (p - target) / denominator.
+    With log p = z - top - log(sum exp(z - top)), the loss needs one exp per value."""
+    total, scale = 0.0, np.float32(1.0 / denominator)
+    for b in range(z.shape[0]):
+        zb, tb, db = z[b], target[b], dz[b]
+        top = zb[0]
+        for j in range(1, zb.size):
+            top = max(top, zb[j])
+        for j in range(zb.size):
+            db[j] = zb[j] - top
+        exp_row(db, db, ONE)
+        sum_exp = 0.0
+        for j in range(zb.size):
+            sum_exp += db[j]
+        inverse = np.float32(1.0 / sum_exp)
+        weights, dot = 0.0, 0.0
+        for j in range(zb.size):
+            weights += tb[j]
+            dot += tb[j] * (zb[j] - top)
+            db[j] = (db[j] * inverse - tb[j]) * scale
+        total += weights * math.log(sum_exp) - dot
+    return total / denominator
