@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,11 @@ def use_threads(framework: str, threads: int) -> None:
 def serve(framework: str, threads: int) -> None:
     """Worker loop: for each request [network, batch, seconds] print [train, infer] images/s.
     Models and step counts are kept, so later rounds time the same steps again."""
+    if framework == "torch" and ("numba" in sys.modules or "OMP_WAIT_POLICY" in os.environ):
+        # netsharp's kernels set OMP_WAIT_POLICY=PASSIVE for numba's workers when they load;
+        # PyTorch's OpenMP threads would then sleep between operators (2-4x slower here)
+        raise SystemExit("the PyTorch worker must not load numba nor run with OMP_WAIT_POLICY "
+                         "set: the comparison would be unfair")
     use_threads(framework, threads)
     make = torch_steps if framework == "torch" else netsharp_steps
     prepared = {}

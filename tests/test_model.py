@@ -209,3 +209,21 @@ def test_plain_model_file_has_no_training_state(tmp_path):
     again = load(tmp_path / "m.safetensors")
     assert again.epoch_progress is None and again._optimizer_state is None
     assert again.preprocessing == model.preprocessing and again.class_names == ("a", "b", "c")
+
+
+def test_importing_the_model_module_loads_no_numba():
+    """numba (and the OMP_WAIT_POLICY its kernels' module sets for OpenMP) loads with the
+    first fast kernel, not with `netsharp.model`: the reference backend and programs that
+    embed the API next to another OpenMP user (bench/throughput.py's PyTorch worker) keep
+    their own settings."""
+    import subprocess
+
+    from netsharp.kernels import child_command
+
+    command, environment = child_command("netsharp")
+    environment.pop("OMP_WAIT_POLICY", None)
+    script = ("import os, sys, netsharp.model, netsharp.kernels.losses; "
+              "print('numba' in sys.modules, 'OMP_WAIT_POLICY' in os.environ)")
+    result = subprocess.run([command[0], "-c", script], env=environment, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

@@ -155,3 +155,30 @@ def backward(z, y, dy, code, dz):
                 dzb[j] = g if 0 < v < 1 else 0.0
             else:
                 dzb[j] = g
+
+
+@jit
+def softmax_cross_entropy(z, target, denominator, dz):
+    """The numpy branch's softmax cross-entropy from the logits z: returns the loss summed
+    over rows / denominator (float64 sums), and fills dz = (p - target) / denominator.
+    With log p = z - top - log(sum exp(z - top)), the loss needs one exp per value."""
+    total, scale = 0.0, np.float32(1.0 / denominator)
+    for b in range(z.shape[0]):
+        zb, tb, db = z[b], target[b], dz[b]
+        top = zb[0]
+        for j in range(1, zb.size):
+            top = max(top, zb[j])
+        for j in range(zb.size):
+            db[j] = zb[j] - top
+        exp_row(db, db, ONE)
+        sum_exp = 0.0
+        for j in range(zb.size):
+            sum_exp += db[j]
+        inverse = np.float32(1.0 / sum_exp)
+        weights, dot = 0.0, 0.0
+        for j in range(zb.size):
+            weights += tb[j]
+            dot += tb[j] * (zb[j] - top)
+            db[j] = (db[j] * inverse - tb[j]) * scale
+        total += weights * math.log(sum_exp) - dot
+    return total / denominator

@@ -1,7 +1,9 @@
 """Losses, chosen from the task and the output layer; each returns (mean loss, dL/dz_output).
 
 Plain numpy, which serves both executors, except softmax cross-entropy in float32 (the fast
-executor's usual loss): one numba pass, 2-6 us where numpy's dozen calls took 25-75.
+executor's usual loss): one numba pass (activations.softmax_cross_entropy, imported when first
+used: this module loads no numba, so neither does the model module), 3-16 us where numpy's
+dozen calls took 25-75.
 - multiclass (or a multi-node two-class output): softmax cross-entropy; a softmax layer's
   outputs are its probabilities, any other output function's outputs are taken as logits.
 - binary with one output node: log loss; a sigmoid node's output is its probability, any
@@ -11,13 +13,9 @@ executor's usual loss): one numba pass, 2-6 us where numpy's dozen calls took 25
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..reference import activate_backward
-from .activations import ONE, exp_row
-from .jit import jit
 
 
 def loss_kind(task: str, nodes: int) -> str:
@@ -38,6 +36,8 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
             activate_backward(activation, z, y, diff / batch)
     direct = activation == ("sigmoid" if kind == "log" else "softmax")
     if direct and kind == "cross_entropy" and z.dtype == np.float32:
+        from .activations import softmax_cross_entropy
+
         dz = np.empty_like(z)
         return softmax_cross_entropy(z, np.ascontiguousarray(target, np.float32), batch, dz), dz
     logits = z if direct else y
@@ -54,29 +54,3 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
         return total, grad.astype(z.dtype)
     return total, activate_backward(activation, z, y, grad.astype(z.dtype))
 
-
-@jit
-def softmax_cross_entropy(z, target, denominator, dz):
-    """The numpy branch's softmax cross-entropy from the logits z: returns the loss summed
-    over rows / denominator (float64 sums), and fills dz = (p - target) / denominator.
-    With log p = z - top - log(sum exp(z - top)), the loss needs one exp per value."""
-    total, scale = 0.0, np.float32(1.0 / denominator)
-    for b in range(z.shape[0]):
-        zb, tb, db = z[b], target[b], dz[b]
-        top = zb[0]
-        for j in range(1, zb.size):
-            top = max(top, zb[j])
-        for j in range(zb.size):
-            db[j] = zb[j] - top
-        exp_row(db, db, ONE)
-        sum_exp = 0.0
-        for j in range(zb.size):
-            sum_exp += db[j]
-        inverse = np.float32(1.0 / sum_exp)
-        weights, dot = 0.0, 0.0
-        for j in range(zb.size):
-            weights += tb[j]
-            dot += tb[j] * (zb[j] - top)
-            db[j] = (db[j] * inverse - tb[j]) * scale
-        total += weights * math.log(sum_exp) - dot
-    return total / denominator
