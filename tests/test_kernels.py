@@ -503,8 +503,8 @@ def test_sigmoid_matches_the_reference_and_saturates_quietly():
 
 
 def test_exp_row_is_within_two_ulps_of_exp():
-    """exp_row against float64 exp over its whole range (and beyond it: clamped), in place
-    and into another array, with both signs."""
+    """exp_row against float64 exp over its range, in place and into another array, with both
+    signs; beyond its range 0 or inf (never a denormal, which slows every product it enters)."""
     from netsharp.kernels.activations import exp_row
 
     x = np.concatenate([np.linspace(-86, 88, 400_001), [0.0, -1e-30, 1e-30, 1e-7, -1e-7]])
@@ -519,11 +519,9 @@ def test_exp_row_is_within_two_ulps_of_exp():
     in_place = x.copy()
     exp_row(in_place, in_place, np.float32(1))
     np.testing.assert_array_equal(in_place, y)
-    beyond = np.array([-200, -87, 89, 1e4, -1e4], np.float32)
+    beyond = np.array([-200, -86.5, 88.5, 1e4, -1e4, -np.inf, np.inf], np.float32)
     exp_row(beyond, beyond, np.float32(1))
-    assert np.all(np.isfinite(beyond))
-    np.testing.assert_allclose(beyond, [np.exp(-86.0)] * 2 + [np.exp(88.0)] * 2 + [np.exp(-86.0)],
-                               rtol=1e-6)
+    np.testing.assert_array_equal(beyond, [0, 0, np.inf, np.inf, 0, 0, np.inf])
 
 
 
