@@ -6,6 +6,7 @@ The IR is what every later stage (report, lowering, kernels) reads; nothing in i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 from typing import Any
 
@@ -137,11 +138,12 @@ class Network:
     def layer_names(self) -> tuple[str, ...]:
         return tuple(layer.name for layer in self.layers)
 
-    @property
+    # cached: read on every predict and training step
+    @cached_property
     def inputs(self) -> tuple[Layer, ...]:
         return tuple(layer for layer in self.layers if layer.kind == "input")
 
-    @property
+    @cached_property
     def output(self) -> Layer:
         return next(layer for layer in self.layers if layer.kind == "output")
 
@@ -150,7 +152,7 @@ class Network:
         """Distinct parameters: shared ones are counted once."""
         return sum(p.size for p in self.parameters)
 
-    @property
+    @cached_property
     def total_macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 

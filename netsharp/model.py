@@ -229,7 +229,7 @@ class Model:
 
     def _lanes_for(self, batch: int, training: bool = True):
         """kernels.lanes' two-process runner when a batch of this size is split, else None."""
-        if self.backend != "numba":
+        if self.backend != "numba" or self.plan.full_only:   # full bundles: BLAS threads
             return None
         from .kernels import lanes
 

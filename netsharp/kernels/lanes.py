@@ -55,9 +55,10 @@ REQUESTS, REPLIES = 0, 1   # the counters' places in the shared "sync" array
 def wanted(plan: Plan, batch: int, training: bool = True) -> bool:
     """Two lanes for networks with numba kernels (a network of full bundles only is BLAS,
     which threads well by itself), when two threads are allowed and the batch is large."""
+    if plan.full_only or not blas.available:
+        return False
     work = plan.network.total_macs * (3 if training else 1) * (batch // 2)
-    return (work >= MIN_HALF_MACS and not plan.full_only and blas.available
-            and numba.get_num_threads() >= 2)
+    return work >= MIN_HALF_MACS and numba.get_num_threads() >= 2
 
 
 def halves(n: int) -> tuple[slice, slice]:
