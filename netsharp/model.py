@@ -12,6 +12,7 @@ run the same plan: "numba" (fast, float32) and "reference" (plain numpy, any dty
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -240,13 +241,26 @@ class Model:
                                       self._compile_options())
         return self._lanes
 
+    def _threads_for(self, batch: int, training: bool = True):
+        """The context this process runs an unsplit batch in: kernels.lanes' one_thread() for
+        a batch too small to split (lanes.mode), else every thread."""
+        if self.backend != "numba" or self.plan.full_only:
+            return contextlib.nullcontext()
+        from .kernels import lanes
+
+        if lanes.mode(self.plan, batch, training) == lanes.ONE_CORE:
+            return lanes.one_thread()
+        return contextlib.nullcontext()
+
     def _outputs(self, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
         """The output layer's (z, y) for one batch, inference only."""
-        lanes = self._lanes_for(len(next(iter(inputs.values()))), training=False)
+        batch = len(next(iter(inputs.values())))
+        lanes = self._lanes_for(batch, training=False)
         if lanes is not None:
             return lanes.infer(self.params, inputs)
-        return self.executor.forward(self.params, inputs, training=False)[
-            self.network.output.name]
+        with self._threads_for(batch, training=False):
+            return self.executor.forward(self.params, inputs, training=False)[
+                self.network.output.name]
 
     def _check_parameter_memory(self) -> None:
         """Refuse, before allocating anything, weights that alone exceed the memory limit."""
@@ -419,12 +433,14 @@ class Model:
             _check_finite(loss)
             return loss, out, grads
         output = self.network.output
-        state = self.executor.forward(self.params, inputs)
-        z, out = state[output.name]
-        loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes), output.activation,
-                                 z, out, target)
-        _check_finite(loss)
-        grads = self.executor.backward(self.params, state, np.ascontiguousarray(dz, self.dtype))
+        with self._threads_for(len(target)):
+            state = self.executor.forward(self.params, inputs)
+            z, out = state[output.name]
+            loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes),
+                                     output.activation, z, out, target)
+            _check_finite(loss)
+            grads = self.executor.backward(self.params, state,
+                                           np.ascontiguousarray(dz, self.dtype))
         return loss, out, grads
 
     def train_step(self, inputs: dict, target: np.ndarray, lr: float):

@@ -305,7 +305,7 @@ def _warm_up(run: Run, source: str, compile_options: dict) -> None:
     inputs = split_inputs(model.network, run.x_train[:batch], model.dtype)
     target = targets(model.network, run.y_train[:batch], model.dtype)
     with CompileHelper(source, compile_options, batch, numba.get_num_threads(),
-                       lanes.wanted(model.plan, batch)):
+                       lanes.mode(model.plan, batch)):
         try:
             model.gradients(inputs, target, worker=False)
         except NumericalError:

@@ -166,8 +166,12 @@ def test_when_the_batch_is_split():
     from netsharp.lower import lower
 
     assert not lanes.wanted(lower(mlp), 256)      # full bundles only: BLAS threads itself
+    assert lanes.mode(lower(mlp), 1) == lanes.THREADS
     half = -(-lanes.MIN_HALF_MACS // conv.total_macs)  # rows of a half that are enough
     assert not lanes.wanted(lower(conv), 2 * half - 2, training=False)
+    # too small to split: one core, not threads woken for each kernel
+    assert lanes.mode(lower(conv), 2 * half - 2, training=False) == lanes.ONE_CORE
+    assert lanes.mode(lower(conv), 1) == lanes.ONE_CORE
     assert lanes.wanted(lower(conv), 2 * half, training=False) == (
         numba.get_num_threads() >= 2)
     assert not lanes.wanted(lower(conv), 2 * (-(-half // 3)) - 2)  # training: 3x the work
@@ -205,13 +209,18 @@ assert model._lanes_for(64) is not None
 model.gradients(split_inputs(model.network, x), targets(model.network, rng.integers(0, 10, 64)),
                 worker=False)
 model.predict(x, batch_size=64)
+# a batch too small to split runs on one core: no parallel kernel either
+assert model._lanes_for(2) is None
+model.gradients(split_inputs(model.network, x[:2]), targets(model.network, [1, 2]))
+model.predict(x[:3], batch_size=1)
 print(json.dumps(sorted(set(parallel))))
 """
 
 
-def test_a_split_batch_compiles_no_parallel_kernel(tmp_path):
-    """Each lane runs on one core with serial kernels: a first run (empty cache) compiles
-    none of the parallel twins, which cost numba 1-3 s each."""
+def test_split_and_small_batches_compile_no_parallel_kernel(tmp_path):
+    """Each lane runs on one core with serial kernels, and so does a batch too small to split:
+    a first run (empty cache) compiles none of the parallel twins, which cost numba 1-3 s
+    each."""
     import json
     import subprocess
     import sys

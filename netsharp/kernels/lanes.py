@@ -52,13 +52,25 @@ REPLY_SPIN_S = 0.02
 REQUESTS, REPLIES = 0, 1   # the counters' places in the shared "sync" array
 
 
+SPLIT, ONE_CORE, THREADS = "split", "one core", "threads"
+
+
+def mode(plan: Plan, batch: int, training: bool = True) -> str:
+    """How a batch of this size runs. SPLIT: in two lanes. ONE_CORE: in this process on one
+    thread (one_thread), a batch too small to split: waking the other core's sleeping threads
+    for each kernel costs more than they save (measured with `bench/throughput.py --threads
+    1`: one thread 1.1-1.6x faster for the convolution networks at batch 1 and 16). THREADS:
+    every thread, for a network of full bundles only (BLAS, which threads well by itself) or
+    where one thread is all there is."""
+    if plan.full_only:
+        return THREADS
+    if plan.network.total_macs * (3 if training else 1) * (batch // 2) < MIN_HALF_MACS:
+        return ONE_CORE
+    return SPLIT if blas.available and numba.get_num_threads() >= 2 else THREADS
+
+
 def wanted(plan: Plan, batch: int, training: bool = True) -> bool:
-    """Two lanes for networks with numba kernels (a network of full bundles only is BLAS,
-    which threads well by itself), when two threads are allowed and the batch is large."""
-    if plan.full_only or not blas.available:
-        return False
-    work = plan.network.total_macs * (3 if training else 1) * (batch // 2)
-    return work >= MIN_HALF_MACS and numba.get_num_threads() >= 2
+    return mode(plan, batch, training) == SPLIT
 
 
 def halves(n: int) -> tuple[slice, slice]:

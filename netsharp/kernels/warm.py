@@ -22,14 +22,14 @@ DELAY = 0.5  # seconds of compiling before the helper is worth its own start-up 
 
 
 class CompileHelper:
-    """with CompileHelper(source, options, batch, threads, lanes): compile in the block; the
-    helper process, if one was started, is stopped when the block ends. lanes: the batch is
-    split in kernels.lanes' two halves."""
+    """with CompileHelper(source, options, batch, threads, mode): compile in the block; the
+    helper process, if one was started, is stopped when the block ends. mode: how the batch
+    runs, kernels.lanes.mode (split in two halves, on one core, or on every thread)."""
 
     def __init__(self, source: str, compile_options: dict, batch: int, threads: int,
-                 lanes: bool = False):
+                 mode: str = "threads"):
         self.request = json.dumps({"source": source, "options": compile_options,
-                                   "batch": batch, "threads": threads, "lanes": lanes})
+                                   "batch": batch, "threads": threads, "mode": mode})
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.timer = threading.Timer(DELAY, self._start)
@@ -77,13 +77,15 @@ def main() -> None:
     params = {k: v.astype(np.float32) for k, v in
               initial_parameters(network, np.random.default_rng(0)).items()}
     executor = FastExecutor(lower(network))
-    if request.get("lanes"):  # a split batch: the kernels of its first half, on one thread
-        from .lanes import halves, one_thread
+    from .lanes import ONE_CORE, SPLIT, halves, one_thread
 
+    batch, mode = request["batch"], request.get("mode")
+    if mode in (SPLIT, ONE_CORE):  # one thread's kernels; a split batch's first half
         with one_thread():
-            executor.compile_backward_first(params, halves(request["batch"])[0].stop)
+            executor.compile_backward_first(params, halves(batch)[0].stop if mode == SPLIT
+                                            else batch)
     else:
-        executor.compile_backward_first(params, request["batch"])
+        executor.compile_backward_first(params, batch)
 
 
 if __name__ == "__main__":
