@@ -145,6 +145,14 @@ class Worker:
         self.process.wait()
 
 
+def refuse_unfair_torch() -> None:
+    """netsharp's kernels set OMP_WAIT_POLICY=PASSIVE for numba's workers when they load; in a
+    PyTorch worker its OpenMP threads would then sleep between operators (2-4x slower here)."""
+    if "numba" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        raise SystemExit("the PyTorch worker must not load numba nor run with OMP_WAIT_POLICY "
+                         "set: the comparison would be unfair")
+
+
 def use_threads(framework: str, threads: int) -> None:
     if framework == "torch":
         import torch
@@ -161,11 +169,8 @@ def use_threads(framework: str, threads: int) -> None:
 def serve(framework: str, threads: int) -> None:
     """Worker loop: for each request [network, batch, seconds] print [train, infer] images/s.
     Models and step counts are kept, so later rounds time the same steps again."""
-    if framework == "torch" and ("numba" in sys.modules or "OMP_WAIT_POLICY" in os.environ):
-        # netsharp's kernels set OMP_WAIT_POLICY=PASSIVE for numba's workers when they load;
-        # PyTorch's OpenMP threads would then sleep between operators (2-4x slower here)
-        raise SystemExit("the PyTorch worker must not load numba nor run with OMP_WAIT_POLICY "
-                         "set: the comparison would be unfair")
+    if framework == "torch":
+        refuse_unfair_torch()
     use_threads(framework, threads)
     make = torch_steps if framework == "torch" else netsharp_steps
     prepared = {}

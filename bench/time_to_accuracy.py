@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import netsharp  # noqa: E402  (before numpy, as in the CLI)
 import numpy as np  # noqa: E402
-from throughput import torch_network, use_threads  # noqa: E402
+from throughput import refuse_unfair_torch, torch_network, use_threads  # noqa: E402
 
 TARGETS = {"cntk103d_pool": 0.89, "lenet": 0.90}
 BATCH, LR = 64, 1e-3
@@ -89,6 +89,8 @@ def run_torch(name: str, target: float, max_epochs: int, seed: int, report) -> N
 
 
 def worker(args) -> None:
+    if args.worker == "torch":
+        refuse_unfair_torch()
     use_threads(args.worker, args.threads)
 
     def report(epoch: int, accuracy: float, seconds: float) -> None:
