@@ -321,10 +321,12 @@ class Model:
         self.check_memory(batch_size, training=False)
         kind, output = loss_kind(self.network.task, self.network.output.nodes), \
             self.network.output
+        fused = self.backend == "numba"
         loss, outputs = 0.0, []
         for rows in _batches(n, batch_size):
             z, out = self._outputs({k: v[rows] for k, v in inputs.items()})
-            loss += loss_and_grad(kind, output.activation, z, out, target[rows])[0] * len(out)
+            loss += loss_and_grad(kind, output.activation, z, out, target[rows],
+                                  fused=fused)[0] * len(out)
             outputs.append(out.copy())
         outputs = np.concatenate(outputs)
         return _metrics(self.network.task, loss / n, outputs, target), outputs
@@ -437,7 +439,8 @@ class Model:
             state = self.executor.forward(self.params, inputs)
             z, out = state[output.name]
             loss, dz = loss_and_grad(loss_kind(self.network.task, output.nodes),
-                                     output.activation, z, out, target)
+                                     output.activation, z, out, target,
+                                     fused=self.backend == "numba")
             _check_finite(loss)
             grads = self.executor.backward(self.params, state,
                                            np.ascontiguousarray(dz, self.dtype))

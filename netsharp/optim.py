@@ -53,6 +53,15 @@ class Adam(_Schedule):
     name: str = field(default="adam", init=False)
     slots = 2
 
+    def __post_init__(self):
+        # the update divides by 1 - beta^t and by sqrt(v) + eps: out of range, the weights
+        # would turn inf or NaN without a word
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"Adam's beta1 and beta2 must be in [0, 1), not {self.beta1} "
+                             f"and {self.beta2}")
+        if not self.eps > 0:
+            raise ValueError(f"Adam's eps must be above 0, not {self.eps}")
+
     def step(self, params: dict, grads: dict, state: OptimizerState, lr: float) -> None:
         from .kernels.update import adam_update
 

@@ -283,3 +283,30 @@ def test_requests_are_answered_whether_the_worker_spins_or_sleeps(lenet):
             np.testing.assert_array_equal(got[2][name], expected[2][name], err_msg=name)
     sync = runner.worker.shared["sync"]
     assert sync[lanes.REQUESTS] == sync[lanes.REPLIES] == runner.worker.requests >= 6
+
+
+def test_an_exchange_interrupted_part_way_replaces_the_worker(lenet, monkeypatch):
+    """Ctrl-C while waiting for the worker's reply: whether the reply was read is unknown, so
+    the worker is stopped and the next call starts another; the figures stay the same."""
+    model = Model(lenet, seed=11)
+    inputs, target, _ = batch(lenet, 32, seed=11)
+    runner = ready_lanes(model, 16)
+    expected = copied(model.gradients(inputs, target))
+    first = runner.worker
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lanes, "spin_until", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.gradients(inputs, target)
+    monkeypatch.undo()
+    assert first.abandoned and first.process.poll() is not None
+    got = copied(model.gradients(inputs, target))   # computed here while another starts
+    assert runner.worker is not first
+    ready_lanes(model, 16)
+    again = copied(model.gradients(inputs, target))
+    for result in (got, again):
+        assert result[0] == expected[0]
+        for name in expected[2]:
+            np.testing.assert_array_equal(result[2][name], expected[2][name], err_msg=name)

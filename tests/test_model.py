@@ -211,19 +211,23 @@ def test_plain_model_file_has_no_training_state(tmp_path):
     assert again.preprocessing == model.preprocessing and again.class_names == ("a", "b", "c")
 
 
-def test_importing_the_model_module_loads_no_numba():
+def test_the_model_module_and_the_reference_backend_load_no_numba():
     """numba (and the OMP_WAIT_POLICY its kernels' module sets for OpenMP) loads with the
-    first fast kernel, not with `netsharp.model`: the reference backend and programs that
-    embed the API next to another OpenMP user (bench/throughput.py's PyTorch worker) keep
-    their own settings."""
+    first fast kernel, not with `netsharp.model`, nor for the reference backend's evaluation
+    (float32 too, whose loss stays in numpy): programs that embed the API next to another
+    OpenMP user (bench/throughput.py's PyTorch worker) keep their own settings."""
     import subprocess
 
     from netsharp.kernels import child_command
 
     command, environment = child_command("netsharp")
     environment.pop("OMP_WAIT_POLICY", None)
-    script = ("import os, sys, netsharp.model, netsharp.kernels.losses; "
+    script = ("import os, sys, numpy as np, netsharp\n"
+              "model = netsharp.Model(netsharp.compile_file(sys.argv[1]), backend='reference',"
+              " dtype=np.float32)\n"
+              "x, y = np.zeros((4, 784), np.float32), np.arange(4)\n"
+              "model.evaluate(x, y)\n"
               "print('numba' in sys.modules, 'OMP_WAIT_POLICY' in os.environ)")
-    result = subprocess.run([command[0], "-c", script], env=environment, capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run([command[0], "-c", script, "samples/mlp.ns"], env=environment,
+                            capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]

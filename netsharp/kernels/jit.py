@@ -15,8 +15,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba  # noqa: E402
 
 # Exact IEEE semantics except: fused multiply-add, reassociation (vectorised sums) and
-# reciprocal approximations; NaN/inf checks stay (no "nnan"/"ninf").
+# reciprocal approximations; NaN/inf checks stay (no "nnan"/"ninf"), and so do signed zeros
+# (no "nsz"), which activations.exp_row's rounding by adding and subtracting 1.5 * 2^23 needs.
 FASTMATH = {"contract", "reassoc", "arcp"}
+# Division without numba's zero test per division (which keeps a division loop scalar).
+ERROR_MODEL = "numpy"
+# numba's cache finds a kernel by its name, signature and source file, not by the flags it was
+# compiled with: kernels are cached under names carrying these flags, so that changing them
+# compiles afresh instead of loading code compiled with the old ones.
+FLAGS_TAG = "_" + "".join(sorted(f[0] for f in FASTMATH)) + ERROR_MODEL[0]
 
 # Below this many elements of work a parallel loop runs serially: waking the sleeping
 # (passive) workers costs tens of microseconds a call, more than a one-core pass over 64K
@@ -26,7 +33,7 @@ SERIAL_BELOW = 1 << 16
 
 def _njit(fn, parallel: bool):
     return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True,
-                      error_model="numpy")(fn)
+                      error_model=ERROR_MODEL)(_renamed(fn, FLAGS_TAG))
 
 
 def _renamed(fn, suffix: str):

@@ -106,7 +106,8 @@ class Lane:
         with one_thread():
             state = self.executor.forward(params, inputs)
             z, out = state[self.output]
-            loss, dz = loss_and_grad(self.kind, self.activation, z, out, target, denominator)
+            loss, dz = loss_and_grad(self.kind, self.activation, z, out, target, denominator,
+                                     fused=True)
             grads = self.executor.backward(params, state, np.ascontiguousarray(dz, np.float32))
         return loss, out, grads
 
@@ -165,7 +166,7 @@ class Worker:
 
     def __init__(self, plan: Plan, source: str, options: dict, capacity: int, rows: int):
         self.capacity, self.ready, self.failed, self.pending = capacity, False, False, False
-        self.owner, self.requests = os.getpid(), 0
+        self.owner, self.requests, self.abandoned = os.getpid(), 0, False
         entries = layout(plan, capacity)
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
         handle, self.path = tempfile.mkstemp(prefix="netsharp-lane-", dir=folder)
@@ -208,22 +209,38 @@ class Worker:
         try:
             self.process.stdin.write(command.encode() + b"\n")
             self.process.stdin.flush()
+            self.pending, self.requests = True, self.requests + 1
         except OSError:
             self.failed = True
             return False
-        self.pending, self.requests = True, self.requests + 1
+        except BaseException:
+            self.abandon()
+            raise
         # after the write: a worker that sees the count finds the line in the pipe
         self.shared["sync"][REQUESTS] = self.requests
         return True
 
     def receive(self) -> bool:
-        spin_until(self.shared["sync"], REPLIES, self.requests, REPLY_SPIN_S)
-        line = self.process.stdout.readline()
-        self.pending = False
+        try:
+            spin_until(self.shared["sync"], REPLIES, self.requests, REPLY_SPIN_S)
+            line = self.process.stdout.readline()
+            self.pending = False
+        except BaseException:
+            self.abandon()
+            raise
         if line == b"ok\n":
             return True
         self.failed = True
         return False
+
+    def abandon(self) -> None:
+        """Stop the worker after an exchange was interrupted (Ctrl-C) part way: whether the
+        line went out or the reply was read is unknown, and a reply taken for another
+        request's would be wrong figures. Lanes starts another worker on the next call."""
+        self.failed = self.abandoned = True
+        self.process.kill()
+        self.process.wait()
+        self.close()
 
     def close(self) -> None:
         if hasattr(self, "_closer"):
@@ -250,10 +267,11 @@ class Lanes:
 
     def _worker(self, rows: int) -> Worker | None:
         """The worker, when it can take a half of `rows` rows now. A failed worker is not
-        replaced (this process computes both halves from then on); one too small is."""
+        replaced (this process computes both halves from then on); one too small, or one
+        abandoned after an interrupted exchange, is."""
         worker = self.worker
-        if worker is not None and worker.owner != os.getpid():
-            # a forked copy of the model: the worker and its pipes are the parent's
+        if worker is not None and (worker.owner != os.getpid() or worker.abandoned):
+            # abandoned, or a forked copy of the model's (the worker and pipes are the parent's)
             self.worker = worker = None
         if worker is not None and worker.failed:
             return None

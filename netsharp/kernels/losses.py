@@ -1,9 +1,9 @@
 """Losses, chosen from the task and the output layer; each returns (mean loss, dL/dz_output).
 
-Plain numpy, which serves both executors, except softmax cross-entropy in float32 (the fast
-executor's usual loss): one numba pass (activations.softmax_cross_entropy, imported when first
-used: this module loads no numba, so neither does the model module), 3-16 us where numpy's
-dozen calls took 25-75.
+Plain numpy, which serves both executors; with fused=True (the numba backend) softmax
+cross-entropy on float32 is one numba pass instead (activations.softmax_cross_entropy, imported
+when first used: this module loads no numba, so neither does the model module), 3-16 us where
+numpy's dozen calls took 25-75.
 - multiclass (or a multi-node two-class output): softmax cross-entropy; a softmax layer's
   outputs are its probabilities, any other output function's outputs are taken as logits.
 - binary with one output node: log loss; a sigmoid node's output is its probability, any
@@ -25,17 +25,18 @@ def loss_kind(task: str, nodes: int) -> str:
 
 
 def loss_and_grad(kind: str, activation: str, z, y, target,
-                  denominator: int | None = None) -> tuple[float, np.ndarray]:
+                  denominator: int | None = None, fused: bool = False) -> tuple[float, np.ndarray]:
     """`target` is (batch, nodes): one-hot rows, probabilities, 0/1 or real values. The loss
     and gradient are sums over the rows divided by `denominator` (default: the row count; a
-    part of a batch passes the whole batch's size)."""
+    part of a batch passes the whole batch's size). fused: the numba kernel where there is
+    one (the reference backend keeps to numpy)."""
     batch = denominator or z.shape[0]
     if kind == "squared":
         diff = y - target
         return 0.5 * float((diff.astype(np.float64) ** 2).sum()) / batch, \
             activate_backward(activation, z, y, diff / batch)
     direct = activation == ("sigmoid" if kind == "log" else "softmax")
-    if direct and kind == "cross_entropy" and z.dtype == np.float32:
+    if fused and direct and kind == "cross_entropy" and z.dtype == np.float32:
         from .activations import softmax_cross_entropy
 
         dz = np.empty_like(z)
@@ -53,4 +54,3 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
     if direct:
         return total, grad.astype(z.dtype)
     return total, activate_backward(activation, z, y, grad.astype(z.dtype))
-
