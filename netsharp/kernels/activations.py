@@ -53,7 +53,9 @@ def exp_row(x, y, sign):
 
 
 @jit
-def _softmax_row(z, y):
+def _shifted_exp(z, y):
+    """y = exp(z - max(z)) over a row; returns (max(z), the sum of y in float64): softmax's
+    and its cross-entropy's shared part."""
     top = z[0]
     for j in range(1, z.size):  # not z.max(), whose numba version compiles for 0.5 s
         top = max(top, z[j])
@@ -63,6 +65,12 @@ def _softmax_row(z, y):
     total = 0.0
     for j in range(z.size):
         total += y[j]
+    return top, total
+
+
+@jit
+def _softmax_row(z, y):
+    total = _shifted_exp(z, y)[1]
     scale = 1.0 / total
     for j in range(z.size):
         y[j] *= scale
@@ -170,15 +178,7 @@ def softmax_cross_entropy(z, target, denominator, dz):
     total, scale = 0.0, np.float32(1.0 / denominator)
     for b in range(z.shape[0]):
         zb, tb, db = z[b], target[b], dz[b]
-        top = zb[0]
-        for j in range(1, zb.size):
-            top = max(top, zb[j])
-        for j in range(zb.size):
-            db[j] = zb[j] - top
-        exp_row(db, db, ONE)
-        sum_exp = 0.0
-        for j in range(zb.size):
-            sum_exp += db[j]
+        top, sum_exp = _shifted_exp(zb, db)
         inverse = np.float32(1.0 / sum_exp)
         weights, dot = 0.0, 0.0
         for j in range(zb.size):
