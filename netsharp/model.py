@@ -228,13 +228,20 @@ class Model:
                 self._executor = ReferenceExecutor(self.network, self.dtype)
         return self._executor
 
-    def _lanes_for(self, batch: int, training: bool = True):
-        """kernels.lanes' two-process runner when a batch of this size is split, else None."""
-        if self.backend != "numba" or self.plan.full_only:   # full bundles: BLAS threads
+    def _lanes_module(self):
+        """kernels.lanes where a batch's mode matters: the numba backend, with numba kernels
+        (a network of full bundles only is BLAS, which threads by itself); else None, and
+        nothing imported."""
+        if self.backend != "numba" or self.plan.full_only:
             return None
         from .kernels import lanes
 
-        if not lanes.wanted(self.plan, batch, training):
+        return lanes
+
+    def _lanes_for(self, batch: int, training: bool = True):
+        """kernels.lanes' two-process runner when a batch of this size is split, else None."""
+        lanes = self._lanes_module()
+        if lanes is None or lanes.mode(self.plan, batch, training) != lanes.SPLIT:
             return None
         if self._lanes is None:
             self._lanes = lanes.Lanes(self.plan, self.network.source.text,
@@ -244,11 +251,8 @@ class Model:
     def _threads_for(self, batch: int, training: bool = True):
         """The context this process runs an unsplit batch in: kernels.lanes' one_thread() for
         a batch too small to split (lanes.mode), else every thread."""
-        if self.backend != "numba" or self.plan.full_only:
-            return contextlib.nullcontext()
-        from .kernels import lanes
-
-        if lanes.mode(self.plan, batch, training) == lanes.ONE_CORE:
+        lanes = self._lanes_module()
+        if lanes is not None and lanes.mode(self.plan, batch, training) == lanes.ONE_CORE:
             return lanes.one_thread()
         return contextlib.nullcontext()
 

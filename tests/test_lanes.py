@@ -160,27 +160,31 @@ def test_the_worker_grows_for_a_larger_batch_and_leaves_no_files(lenet):
     assert runner.worker.process.wait(timeout=10) is not None
 
 
+def split(plan, batch: int, training: bool = True) -> bool:
+    return lanes.mode(plan, batch, training) == lanes.SPLIT
+
+
 def test_when_the_batch_is_split():
     mlp = compile_file(SAMPLES / "mlp.ns")
     conv = compile_file(SAMPLES / "cntk103d_pool.ns")
     from netsharp.lower import lower
 
-    assert not lanes.wanted(lower(mlp), 256)      # full bundles only: BLAS threads itself
+    assert not split(lower(mlp), 256)      # full bundles only: BLAS threads itself
     assert lanes.mode(lower(mlp), 1) == lanes.THREADS
     half = -(-lanes.MIN_HALF_MACS // conv.total_macs)  # rows of a half that are enough
-    assert not lanes.wanted(lower(conv), 2 * half - 2, training=False)
+    assert not split(lower(conv), 2 * half - 2, training=False)
     # too small to split: one core, not threads woken for each kernel
     assert lanes.mode(lower(conv), 2 * half - 2, training=False) == lanes.ONE_CORE
     assert lanes.mode(lower(conv), 1) == lanes.ONE_CORE
-    assert lanes.wanted(lower(conv), 2 * half, training=False) == (
+    assert split(lower(conv), 2 * half, training=False) == (
         numba.get_num_threads() >= 2)
-    assert not lanes.wanted(lower(conv), 2 * (-(-half // 3)) - 2)  # training: 3x the work
+    assert not split(lower(conv), 2 * (-(-half // 3)) - 2)  # training: 3x the work
     previous = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        assert not lanes.wanted(lower(conv), 256)  # one thread asked for: one process
+        assert not split(lower(conv), 256)  # one thread asked for: one process
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        assert lanes.wanted(lower(conv), 256) == (numba.get_num_threads() >= 2)
+        assert split(lower(conv), 256) == (numba.get_num_threads() >= 2)
     finally:
         numba.set_num_threads(previous)
     assert lanes.halves(7) == (slice(0, 4), slice(4, 7))

@@ -69,10 +69,6 @@ def mode(plan: Plan, batch: int, training: bool = True) -> str:
     return SPLIT if blas.available and numba.get_num_threads() >= 2 else THREADS
 
 
-def wanted(plan: Plan, batch: int, training: bool = True) -> bool:
-    return mode(plan, batch, training) == SPLIT
-
-
 def halves(n: int) -> tuple[slice, slice]:
     middle = (n + 1) // 2
     return slice(0, middle), slice(middle, n)
