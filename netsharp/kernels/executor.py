@@ -155,7 +155,7 @@ class FastExecutor:
         else:
             dz = ws.dy[step.name]
             if not step.alias:  # in place: dy becomes dz
-                activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code, dz)
+                activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code)
         if step.layer.bias:
             _add_column_sums(dz, grads[step.layer.bias], not step.bias_first)
         for i, b in enumerate(step.bundles):
