@@ -156,8 +156,25 @@ def conv_tables(bundle: ConvBundle) -> ConvTables:
     _, grid_outputs, grid_position = _conv_layout(bundle, wide)
     grid_table = _raw_cells(padded, wide)[grid_position]
     size = max(prod(padded.input_shape), int(grid_table.max()) + 1)
+    if wide == geometry.positions and size == prod(padded.input_shape) and \
+            any(stride > 1 for stride in padded.stride):
+        phases, size = phase_order(padded)
+        grid_table, pad_cells = phases[grid_table], phases[pad_cells]
     return ConvTables(table, kernels, outputs, grid_table.astype(np.int32), grid_outputs,
-                      pad_cells, size)
+                      pad_cells.astype(np.int32), size)
+
+
+def phase_order(geometry: Geometry) -> tuple[np.ndarray, int]:
+    """A strided sweep's buffer in phases: cell (.., y, x) moves to phase (y % Sy, x % Sx) at
+    (.., y // Sy, x // Sx) of that phase's block; returns each cell's new place and the buffer
+    size. One kernel cell then reads consecutive cells at consecutive positions along the last
+    axis (stride-2 gathers read every other float: 1.6 ns a float against 0.1 for a run)."""
+    shape, strides = np.array(geometry.input_shape), np.array(geometry.stride)
+    cells = np.indices(tuple(shape)).reshape(len(shape), -1)
+    within = -(-shape // strides)
+    phase = np.ravel_multi_index(tuple(cells % strides[:, None]), tuple(strides))
+    place = np.ravel_multi_index(tuple(cells // strides[:, None]), tuple(within))
+    return phase * prod(within) + place, int(prod(strides) * prod(within))
 
 
 @dataclass(frozen=True)

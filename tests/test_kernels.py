@@ -426,6 +426,26 @@ def test_fast_convolution_on_wide_grids_matches_reference(geometry, batch, data)
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
 
 
+@pytest.mark.parametrize("shape, kernel, stride, pad", [
+    ([28, 28], [5, 5], [2, 2], None), ([3, 9, 9], [1, 3, 3], [1, 2, 3], None),
+    ([7, 7], [3, 3], [2, 2], ("auto", [True, True]))])
+def test_strided_convolutions_gather_runs_of_consecutive_cells(shape, kernel, stride, pad):
+    """A strided sweep's padded input is kept in phases (lower.phase_order), so that one
+    kernel cell's cells at consecutive positions are consecutive (runs of step 1, which the
+    gather copies) and the pieces still compute the reference's values."""
+    from netsharp.kernels.conv import table_runs
+
+    network = netsharp.compile(conv_text("convolve", shape, kernel, stride, pad,
+                                         [True] * len(shape), 2))
+    tables = lower(network).layers[0].bundles[0].tables
+    runs = table_runs(np.ascontiguousarray(tables.grid_table.transpose(0, 2, 1)))
+    real = runs[runs[:, 2] >= 0]
+    assert ((real[:, 3] == 1) | (real[:, 4] == 1)).all()
+    assert real[:, 4].max() >= network.layer("H").bundles[0].geometry.positions[-1]
+    assert sorted(tables.pad_cells) == sorted(set(tables.pad_cells.tolist()))
+    assert_fast_matches_reference(network, batch=5)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("floats", [1, 3000, 60000])
 @pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "share_bundles"])
