@@ -69,21 +69,22 @@ def exp_in_place(y, sign):
     copy = np.empty(min(y.size, _IN_PLACE_BLOCK), y.dtype)
     for start in range(0, y.size, _IN_PLACE_BLOCK):
         stop = min(start + _IN_PLACE_BLOCK, y.size)
-        block = copy[:stop - start]
-        block[:] = y[start:stop]
-        exp_row(block, y[start:stop], sign)
+        block, source = copy[:stop - start], y[start:stop]
+        for j in range(block.size):  # not block[:] = source: numba compiles that for 3 s
+            block[j] = source[j]
+        exp_row(block, source, sign)
 
 
 @jit
-def _shift_by_max(z, y):
-    """y = z - max(z) over a row; returns the max (not z.max(), whose numba version compiles
-    for 0.5 s)."""
-    top = z[0]
-    for j in range(1, z.size):
-        top = max(top, z[j])
-    for j in range(z.size):
-        y[j] = z[j] - top
-    return top
+def _shift_by_max(z, y, nodes):
+    """y = z - max(z) for each row of `nodes` values of the flat runs z and y (indexes, not a
+    slice per row: rows of 10 spent most of their time making slices)."""
+    for start in range(0, z.size, nodes):
+        top = z[start]
+        for j in range(start + 1, start + nodes):  # not z.max(): 0.5 s more to compile
+            top = max(top, z[j])
+        for j in range(start, start + nodes):
+            y[j] = z[j] - top
 
 
 @jit
@@ -95,16 +96,17 @@ def _row_sum(y):
 
 
 @jit
-def _softmax_rows(z, y):
-    """Softmax of each row of z into y: the shifts row by row, one exp over them all (rows of
-    10 are all epilogue for a vectorised loop), the sums row by row."""
-    for b in range(z.shape[0]):
-        _shift_by_max(z[b], y[b])
-    exp_in_place(y.reshape(-1), ONE)
-    for b in range(z.shape[0]):
-        scale = np.float32(1.0 / _row_sum(y[b]))
-        for j in range(z.shape[1]):
-            y[b, j] *= scale
+def _softmax_rows(z, y, nodes):
+    """Softmax of each row (`nodes` values) of the flat run z into y: the shifts row by row,
+    one exp over them all (rows of 10 are all epilogue for a vectorised loop), the sums row
+    by row."""
+    _shift_by_max(z, y, nodes)
+    exp_in_place(y, ONE)
+    for start in range(0, z.size, nodes):
+        row = y[start:start + nodes]
+        scale = np.float32(1.0 / _row_sum(row))
+        for j in range(nodes):
+            row[j] *= scale
 
 
 @jit
@@ -144,103 +146,90 @@ def _activate(code, z, y):
 # Row blocks a parallel activation is cut into: whole rows each, so that elementwise functions
 # run over one contiguous run per block (rows of 10 or 100 alone leave most of a vectorised
 # loop to its scalar remainder: sigmoid over 256 x 100 took 55 us that way, 20 as one run).
+# The kernels take flat views (rows one after another) and the row length: slicing and
+# reshaping 2-D arrays inside them tripled numba's compile time.
 _BLOCKS = 8
 
 
-@jit
-def _blocks(rows):
-    return min(rows, _BLOCKS)
-
-
 @jit(parallel=True)
-def forward(z, bias, code, y):
-    """z += bias (when bias.size), then y = f(z); y may be z itself. z and y C-contiguous."""
-    rows, blocks = z.shape[0], _blocks(z.shape[0])
+def forward(z, nodes, bias, code, y):
+    """z += bias (when bias.size), then y = f(z), over flat rows of `nodes` values; y may be
+    z itself."""
+    rows = z.size // nodes
+    blocks = min(rows, _BLOCKS)
     for block in prange(blocks):
-        lo, hi = rows * block // blocks, rows * (block + 1) // blocks
+        lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
         zb, yb = z[lo:hi], y[lo:hi]
         if bias.size:
-            for b in range(hi - lo):
-                for j in range(bias.size):
-                    zb[b, j] += bias[j]
+            for start in range(0, hi - lo, nodes):
+                row = zb[start:start + nodes]
+                for j in range(nodes):
+                    row[j] += bias[j]
         if code == SOFTMAX:
-            _softmax_rows(zb, yb)
+            _softmax_rows(zb, yb, nodes)
         else:
-            _activate(code, zb.reshape(-1), yb.reshape(-1))
-
-
-@jit
-def _softmax_backward_rows(y, grad):
-    """grad = softmax's Jacobian times grad, row by row, in place."""
-    for b in range(y.shape[0]):
-        yb, gb = y[b], grad[b]
-        dot = 0.0
-        for j in range(yb.size):
-            dot += gb[j] * yb[j]
-        for j in range(yb.size):
-            gb[j] = yb[j] * (gb[j] - dot)
-
-
-@jit
-def _derivative_times(code, z, y, grad):
-    """grad *= f'(z) over a contiguous run, in place (one array for dL/dy in and dL/dz out: with
-    two, LLVM's overlap test fails when they are one and the loop runs scalar). Kinks: slope 0."""
-    if code == RLINEAR:
-        for j in range(z.size):
-            grad[j] = grad[j] if z[j] > ZERO else ZERO
-    elif code == SIGMOID:
-        for j in range(z.size):
-            grad[j] = grad[j] * y[j] * (ONE - y[j])
-    elif code == SQUARE:
-        for j in range(z.size):
-            grad[j] *= 2.0 * z[j]
-    elif code == SQRT:
-        for j in range(z.size):
-            grad[j] = grad[j] / (2.0 * y[j]) if z[j] > 0 and y[j] > 0 else 0.0
-    elif code == SRLINEAR:
-        for j in range(z.size):
-            grad[j] /= 1.0 + math.exp(-z[j])
-    elif code == ABS:
-        for j in range(z.size):
-            grad[j] = grad[j] if z[j] > 0 else (-grad[j] if z[j] < 0 else 0.0)
-    elif code == TANH:
-        for j in range(z.size):
-            grad[j] *= 1.0 - y[j] * y[j]
-    elif code == BRLINEAR:
-        for j in range(z.size):
-            grad[j] = grad[j] if 0 < z[j] < 1 else 0.0
+            _activate(code, zb, yb)
 
 
 @jit(parallel=True)
-def backward(z, y, grad, code):
-    """grad = dL/dz from grad = dL/dy, in place (softmax: its Jacobian). C-contiguous arrays."""
-    rows, blocks = z.shape[0], _blocks(z.shape[0])
+def backward(z, nodes, y, grad, code):
+    """grad = dL/dz from grad = dL/dy, in place (softmax: its Jacobian), over flat rows of
+    `nodes` values; kinks have slope 0. In place on one array for dL/dy in and dL/dz out:
+    with two, LLVM's overlap test fails when they are one and the loops run scalar."""
+    rows = z.size // nodes
+    blocks = min(rows, _BLOCKS)
     for block in prange(blocks):
-        lo, hi = rows * block // blocks, rows * (block + 1) // blocks
+        lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
+        zb, yb, gb = z[lo:hi], y[lo:hi], grad[lo:hi]
         if code == SOFTMAX:
-            _softmax_backward_rows(y[lo:hi], grad[lo:hi])
-        else:
-            _derivative_times(code, z[lo:hi].reshape(-1), y[lo:hi].reshape(-1),
-                              grad[lo:hi].reshape(-1))
+            for start in range(0, hi - lo, nodes):
+                dot = 0.0
+                for j in range(start, start + nodes):
+                    dot += gb[j] * yb[j]
+                for j in range(start, start + nodes):
+                    gb[j] = yb[j] * (gb[j] - dot)
+        elif code == RLINEAR:  # one loop per function, so that each vectorises
+            for j in range(zb.size):
+                gb[j] = gb[j] if zb[j] > ZERO else ZERO
+        elif code == SIGMOID:
+            for j in range(zb.size):
+                gb[j] = gb[j] * yb[j] * (ONE - yb[j])
+        elif code == SQUARE:
+            for j in range(zb.size):
+                gb[j] *= 2.0 * zb[j]
+        elif code == SQRT:
+            for j in range(zb.size):
+                gb[j] = gb[j] / (2.0 * yb[j]) if zb[j] > 0 and yb[j] > 0 else 0.0
+        elif code == SRLINEAR:
+            for j in range(zb.size):
+                gb[j] /= 1.0 + math.exp(-zb[j])
+        elif code == ABS:
+            for j in range(zb.size):
+                gb[j] = gb[j] if zb[j] > 0 else (-gb[j] if zb[j] < 0 else 0.0)
+        elif code == TANH:
+            for j in range(zb.size):
+                gb[j] *= 1.0 - yb[j] * yb[j]
+        elif code == BRLINEAR:
+            for j in range(zb.size):
+                gb[j] = gb[j] if 0 < zb[j] < 1 else 0.0
 
 
 @jit
-def softmax_cross_entropy(z, target, denominator, dz):
-    """The numpy branch's softmax cross-entropy from the logits z: returns the loss summed
-    over rows / denominator (float64 sums), and fills dz = (p - target) / denominator.
-    With log p = z - top - log(sum exp(z - top)), the loss needs one exp per value; as in
-    _softmax_rows, one exp over all rows."""
+def softmax_cross_entropy(z, target, nodes, denominator, dz):
+    """The numpy branch's softmax cross-entropy from the logits z (flat rows of `nodes`
+    values, as target and dz): returns the loss summed over rows / denominator (float64
+    sums), and fills dz = (p - target) / denominator. With log p = z - top - log(sum exp(z -
+    top)), the loss needs one exp per value; as in _softmax_rows, one exp over all rows."""
     total, scale = 0.0, np.float32(1.0 / denominator)
-    for b in range(z.shape[0]):
-        _shift_by_max(z[b], dz[b])
-        for j in range(z.shape[1]):
-            total -= target[b, j] * dz[b, j]
-    exp_in_place(dz.reshape(-1), ONE)
-    for b in range(z.shape[0]):
-        tb, db = target[b], dz[b]
+    _shift_by_max(z, dz, nodes)
+    for j in range(z.size):  # one long sum over all rows vectorises; ten at a time did not
+        total -= target[j] * dz[j]
+    exp_in_place(dz, ONE)
+    for start in range(0, z.size, nodes):
+        tb, db = target[start:start + nodes], dz[start:start + nodes]
         sum_exp = _row_sum(db)
         inverse, weights = np.float32(1.0 / sum_exp), 0.0
-        for j in range(db.size):
+        for j in range(nodes):
             weights += tb[j]
             db[j] = (db[j] * inverse - tb[j]) * scale
         total += weights * math.log(sum_exp)

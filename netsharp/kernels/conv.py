@@ -152,30 +152,20 @@ def col2im(dcols, runs, dx, accumulate):
         _col2im_sample(flat, runs, dx[b], rows, b * positions)
 
 
-@jit
-def _padded_sample(xb, pad_runs, pb):
-    """pb = zeros, then the sample xb copied to its cells, run by run (pad_runs: table_runs
-    of the padded buffer's cells; a cell at a time measured 3 ns a float)."""
-    pb[:] = 0
-    for r in range(pad_runs.shape[0]):
-        s, first, step, length = pad_runs[r, 1], pad_runs[r, 2], pad_runs[r, 3], pad_runs[r, 4]
-        if step == 1:
-            d, v = pb[first:first + length], xb[s:s + length]
-            for j in range(length):
-                d[j] = v[j]
-        else:
-            for j in range(length):
-                pb[first + j * step] = xb[s + j]
-
-
 @jit(parallel=True, work=4, scale=8)
 def pad_im2col(x, pad_runs, xpad, runs, cols):
-    """im2col of x copied into the zero-padded buffer xpad (_padded_sample)."""
+    """im2col of x copied into the zero-padded buffer xpad, run by run (pad_runs: table_runs
+    of the buffer's cells for x's; a cell at a time measured 3 ns a float)."""
     batch, rows = x.shape[0], cols.shape[2]
     positions, flat = rows // batch, cols.reshape(-1)
     for b in prange(batch):
-        _padded_sample(x[b], pad_runs, xpad[b])
-        _im2col_sample(xpad[b], runs, flat, rows, b * positions)
+        xb, pb = x[b], xpad[b]
+        pb[:] = 0
+        for r in range(pad_runs.shape[0]):
+            s, first, step = pad_runs[r, 1], pad_runs[r, 2], pad_runs[r, 3]
+            for j in range(pad_runs[r, 4]):
+                pb[first + j * step] = xb[s + j]
+        _im2col_sample(pb, runs, flat, rows, b * positions)
 
 
 @jit(parallel=True, work=0, scale=8)

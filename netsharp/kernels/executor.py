@@ -140,7 +140,8 @@ class FastExecutor:
             op.forward(acts[source], params.get(param), z, ws.space[name, i], accumulate)
         y = ws.y[name]
         if not alias:
-            activations.forward(z, params[bias] if bias else _NO_BIAS, code, y)
+            activations.forward(z.reshape(-1), z.shape[1], params[bias] if bias else _NO_BIAS,
+                                code, y.reshape(-1))
         acts[name] = y
 
     def _backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
@@ -155,7 +156,9 @@ class FastExecutor:
         else:
             dz = ws.dy[step.name]
             if not step.alias:  # in place: dy becomes dz
-                activations.backward(ws.z[step.name], ws.y[step.name], dz, step.code)
+                z = ws.z[step.name]
+                activations.backward(z.reshape(-1), z.shape[1], ws.y[step.name].reshape(-1),
+                                     dz.reshape(-1), step.code)
         if step.layer.bias:
             _add_column_sums(dz, grads[step.layer.bias], not step.bias_first)
         for i, b in enumerate(step.bundles):

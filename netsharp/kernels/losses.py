@@ -39,8 +39,11 @@ def loss_and_grad(kind: str, activation: str, z, y, target,
     if fused and direct and kind == "cross_entropy" and z.dtype == np.float32:
         from .activations import softmax_cross_entropy
 
-        dz = np.empty_like(z)
-        return softmax_cross_entropy(z, np.ascontiguousarray(target, np.float32), batch, dz), dz
+        z, dz = np.ascontiguousarray(z), np.empty(z.shape, np.float32)
+        target = np.ascontiguousarray(target, np.float32)
+        loss = softmax_cross_entropy(z.reshape(-1), target.reshape(-1), z.shape[1], batch,
+                                     dz.reshape(-1))
+        return loss, dz
     logits = z if direct else y
     if kind == "log":
         loss = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
