@@ -131,7 +131,8 @@ class ConvTables:
     The fast path's grid: the input is copied into a zero buffer of padded_size cells (input
     cell i at pad_cells[i]; the padding, then slack that windows of garbage positions may
     reach); grid_table[g, s', k] is a cell of that buffer (never -1) and grid_outputs[g, m, s']
-    the output node or -1 for a garbage position (see grid_positions).
+    the output node or -1 for a garbage position (see grid_positions). A strided sweep's buffer
+    holds its cells in phases (phase_order).
     """
 
     table: np.ndarray
