@@ -1,7 +1,8 @@
 """Layer bias and output function, fused: y = f(z + bias); and dL/dz from dL/dy.
 
-The function is chosen by an integer code (lower.ACTIVATION_CODES) once per row, outside the
-inner loop, so each inner loop stays a simple vectorisable pass.
+The function is chosen by an integer code (lower.ACTIVATION_CODES) once per block of rows,
+outside the inner loop, so each inner loop stays a simple vectorisable pass over the block's
+rows as one flat run (softmax alone works row by row: its max and sums are per row).
 
 exp (sigmoid, softmax, the softmax loss) is computed by exp_row below: numba calls a scalar expf
 per value (8-11 ns), which no loop around it vectorises; exp_row's arithmetic vectorises (0.6
