@@ -426,6 +426,33 @@ def test_fast_convolution_on_wide_grids_matches_reference(geometry, batch, data)
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
 
 
+@SETTINGS
+@given(geometries(), st.integers(1, 5), st.data())
+def test_transposed_forward_product_matches_reference(geometry, batch, data):
+    """Every convolution forced onto the forward product of positions x maps (kernels of
+    conv.TRANSPOSED_MIN_CELLS cells or more take it), shared or not, padded or not."""
+    from netsharp.kernels import conv
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "TRANSPOSED_MIN_CELLS", 1)
+        network = _conv_network(geometry, data)
+        assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
+        assert_inference_matches_reference(network, batch=batch)
+
+
+def test_transposed_product_sums_two_convolutions_into_one_layer(monkeypatch):
+    """Two convolution bundles into one layer: the second scatter adds to the first's."""
+    from netsharp.kernels import conv
+
+    monkeypatch.setattr(conv, "TRANSPOSED_MIN_CELLS", 1)
+    text = ("input X [2, 6, 6]; hidden H [3, 4, 4] tanh { from X convolve { "
+            "InputShape = [2, 6, 6]; KernelShape = [2, 3, 3]; MapCount = 3; } "
+            "from X convolve { InputShape = [2, 6, 6]; KernelShape = [2, 3, 3]; "
+            "Sharing = [false, true, false]; MapCount = 3; } } "
+            "output Y [2] softmax from H all;")
+    assert_fast_matches_reference(netsharp.compile(text), batch=4)
+
+
 @pytest.mark.parametrize("shape, kernel, stride, pad", [
     ([28, 28], [5, 5], [2, 2], None), ([3, 9, 9], [1, 3, 3], [1, 2, 3], None),
     ([7, 7], [3, 3], [2, 2], ("auto", [True, True]))])
@@ -477,6 +504,9 @@ def test_sample_convolutions_take_the_fast_layouts():
         assert len(op.runs) == op.groups * op.size, key
     assert ops["cntk103d_pool", "C2"].positions == 14 * 18
     assert ops["lenet", "C5"].whole
+    # the forward product transposed for the kernels of many cells only
+    assert [key for key, op in ops.items() if op.outputs_t is not None] == [
+        ("cntk103d_pool", "C2"), ("lenet", "C3")]
 
 
 @SETTINGS
