@@ -488,8 +488,9 @@ def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch
 
 
 def test_sample_convolutions_take_the_fast_layouts():
-    """The benchmark networks' stride-1 convolutions gather whole rows of the widened grid
-    (one run per kernel cell) and lenet's C5 reads its input in place."""
+    """The benchmark networks' stride-1 convolutions gather runs of whole image rows (no
+    garbage positions: the grid is not widened by default) and lenet's C5 reads its input
+    in place."""
     from netsharp.kernels.conv import ConvOp
 
     ops = {}
@@ -498,11 +499,12 @@ def test_sample_convolutions_take_the_fast_layouts():
             for b in step.bundles:
                 if b.kind == "convolve":
                     ops[sample, step.name] = ConvOp(b.tables)
-    for key in [("cntk103d_pool", "C1"), ("cntk103d_pool", "C2"), ("lenet", "C1"),
-                ("lenet", "C3")]:
+    for key, width in [(("cntk103d_pool", "C1"), 28), (("cntk103d_pool", "C2"), 14),
+                       (("lenet", "C1"), 28), (("lenet", "C3"), 10)]:
         op = ops[key]
-        assert len(op.runs) == op.groups * op.size, key
-    assert ops["cntk103d_pool", "C2"].positions == 14 * 18
+        assert op.positions == width * width, key
+        assert (op.runs[:, 3] == 1).all() and (op.runs[:, 4] == width).all(), key
+        assert len(op.runs) == op.groups * op.size * width, key
     assert ops["lenet", "C5"].whole
     # the forward product transposed for the kernels of many cells only
     assert [key for key, op in ops.items() if op.outputs_t is not None] == [

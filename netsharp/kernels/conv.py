@@ -10,10 +10,11 @@ position rows measured 2-3x slower in sgemm on a Xeon), each row written in cont
 out is maps x pairs, or pairs x maps for large kernels, which OpenBLAS multiplies faster
 from cols' transposed view (1.75x on an AMD EPYC for 16 x 200 x 504).
 
-The gather reads the input copied into a zero-padded buffer, over lower's grid: a stride-1
-2-D convolution's positions are widened to the padded row width, so that each kernel cell's
-row of cols is one run of the padded input (garbage positions, computed and dropped, cost up
-to lower.GRID_WASTE more products; the gather went from 0.5-1.5 to 0.1 ns a float).
+The gather reads the input copied into a zero-padded buffer, over lower's grid, a run of
+cells at a time (conv.table_runs: an image row of a stride-1 convolution). The grid can widen
+a 2-D convolution's positions to the padded row width, so that each kernel cell's row of cols
+is one run of the padded input (garbage positions, computed and dropped: lower.GRID_WASTE,
+by default off).
 
 The batch is convolved a chunk of samples at a time, in training too, so that the gathered
 columns are still in L2 when the product reads them: backward gathers its chunk's columns again
