@@ -325,7 +325,7 @@ def bundle_workspace(step: BundleStep, batch: int, training: bool) -> int:
         floats += 2 * groups * maps * size + 2 * groups * maps if training else 0
         return CONV_WORKERS * floats + 5 * groups * size * positions
     if step.kind == "response_norm" or (step.kind == "max_pool" and training):
-        return batch * prod(step.bundle.output_shape)   # max pooling's winners: training only
+        return batch * prod(step.bundle.output_shape)   # max pooling's maxima: training only
     return 0
 
 

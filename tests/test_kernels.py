@@ -598,3 +598,34 @@ def test_float32_softmax_cross_entropy_matches_the_numpy_branch(rows, nodes, sca
         assert fast_dz.dtype == np.float32
         assert fast_loss == pytest.approx(loss, rel=1e-6, abs=1e-7)
         np.testing.assert_allclose(fast_dz, dz, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("pad", [None, ("auto", [True, True])])
+def test_max_pool_gradient_goes_to_the_first_maximal_cell(pad):
+    """Windows full of ties (a ReLU's zeros, repeated values): the fast path's forward keeps
+    only the maxima and its backward finds the first real cell holding each, as a plain
+    reading of the window table does; with padding the padded windows (table path) and
+    without it the strided blocks."""
+    from netsharp.kernels.pool import PoolOp
+
+    network = netsharp.compile(conv_text("max pool", [7, 8], [3, 2], [2, 2], pad))
+    tables = lower(network).layers[0].bundles[0].tables
+    op = PoolOp(tables, is_max=True)
+    assert (len(op.blocks) > 0) == (pad is None)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(6, 56)).astype(np.float32)   # values -2..2: many ties
+    dz = rng.normal(size=(6, len(tables.table))).astype(np.float32)
+    space = op.buffers(6, True, np.float32)
+    z = np.zeros_like(dz)
+    op.forward(x, None, z, space, False)
+    dx = np.full_like(x, 7.0)
+    op.backward(dz, x, None, space, dx, False, None, False)
+    expected_z, expected_dx = np.zeros_like(dz), np.zeros_like(x)
+    for b in range(6):
+        for p, window in enumerate(tables.table):
+            cells = window[window >= 0]
+            winner = cells[np.argmax(x[b, cells])]   # argmax: the first maximal
+            expected_z[b, p] = x[b, winner]
+            expected_dx[b, winner] += dz[b, p]
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-6)
