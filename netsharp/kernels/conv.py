@@ -267,6 +267,33 @@ def gather_outputs(dz, outputs, dout):
             dest[s] = dzb[max(i, 0)] if i >= 0 else 0
 
 
+@jit(parallel=True, work=2)
+def gather_blocks(dz, blocks, dout):
+    """gather_outputs through blocks (row_runs) of the output table's runs, every real run
+    with step 1: dout[g, m, b*S + s:...] = dz[b, node:node + length], a contiguous copy per
+    run, or zeros for a run of garbage positions (an index and a test per value measured
+    1.6 ns a value)."""
+    groups, maps, rows = dout.shape
+    batch = dz.shape[0]
+    positions = rows // batch
+    flat = dout.reshape(-1)
+    for b in prange(batch):
+        dzb = dz[b]
+        for r in range(blocks.shape[0]):
+            gm, s0, node0, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 4]
+            base = gm * rows + b * positions
+            for c in range(blocks[r, 5]):
+                dst = base + s0 + c * blocks[r, 6]
+                d = flat[dst:dst + length]
+                if node0 < 0:
+                    d[:] = 0
+                else:
+                    node = node0 + c * blocks[r, 7]
+                    v = dzb[node:node + length]
+                    for j in range(length):
+                        d[j] = v[j]
+
+
 # Kernels of at least this many cells multiply positions x maps in the forward (cols' transposed
 # view times the kernels'). Measured on an AMD EPYC (Zen), one core, forward of 32 samples,
 # against maps x positions in alternate calls: cntk103d_pool's C2 (200 cells) 0.72-0.82x the
@@ -436,12 +463,16 @@ class ConvOp:
         kw_t = kw.transpose(0, 2, 1)
 
         def work(bufs, chunks, serial):
-            gather = gather_outputs.serial if serial else gather_outputs
+            if self.blocks is None:
+                gather, table = gather_outputs, self.outputs
+            else:
+                gather, table = gather_blocks, self.blocks
+            gather = gather.serial if serial else gather
             dkw, part, dbias = bufs["dkw"], bufs["dkw_chunk"], bufs["dbias"]
             dbias[:] = 0
             for i, (start, end) in enumerate(chunks):
                 cols, dout = self._buffers(bufs, start, end)
-                gather(dz[start:end], self.outputs, dout)
+                gather(dz[start:end], table, dout)
                 np.matmul(self._gather(x[start:end], bufs, cols, serial),
                           dout.transpose(0, 2, 1), out=part if i else dkw)
                 if i:
