@@ -18,36 +18,6 @@ from .jit import jit, prange
 
 
 @jit
-def _max_blocks(xb, blocks, value):
-    """value[p] = the max over window p's cells, block by block (row_runs) over strided
-    slices: 0.5 ns a cell where reading an index per cell measured 2.5."""
-    for r in range(blocks.shape[0]):
-        k, s0, first0, step, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], \
-            blocks[r, 3], blocks[r, 4]
-        for c in range(blocks[r, 5]):
-            s, first = s0 + c * blocks[r, 6], first0 + c * blocks[r, 7]
-            v = value[s:s + length]
-            # slices, so that no index can be negative (numba's wraparound test per read
-            # defeats vectorising), with a literal step where it is a pooling's usual 1, 2
-            # or 3 (a stride known when compiling vectorises)
-            end = first + (length - 1) * step + 1
-            if step == 2:
-                src = xb[first:end:2]
-            elif step == 3:
-                src = xb[first:end:3]
-            elif step <= 1:
-                src = xb[first:first + length]
-            else:
-                src = xb[first:end:step]
-            if k == 0:  # the first cell of every window starts its max
-                for j in range(length):
-                    v[j] = src[j]
-            else:
-                for j in range(length):
-                    v[j] = max(v[j], src[j])
-
-
-@jit
 def _max_table(xb, table_t, value):
     """value[p] = the max over window p's real cells, one kernel cell at a time over every
     position (the transposed table; -1 is padding). A window's first real cell starts its
@@ -84,25 +54,72 @@ def _mean_table(xb, table_t, count, value):
         value[p] /= count[p]
 
 
+@jit
+def _write(value, zb, accumulate):
+    """zb (+)= value, a loop: `zb[:] = value` costs numba seconds of compiling."""
+    for p in range(value.size):
+        zb[p] = zb[p] + value[p] if accumulate else value[p]
+
+
+# One kernel per kind of pooling, so that numba compiles only what a network uses (a kernel
+# holding all three took 2x as long to compile: 16 s on an empty cache for lenet's step).
 @jit(parallel=True)
-def forward(x, table_t, blocks, count, is_max, z, best, accumulate):
-    """z (+)= each window's max or mean; best[b] = the max values, where best has a row per
-    sample (training; inference passes one row, left alone)."""
-    positions = table_t.shape[1]
+def mean_forward(x, table_t, count, z, accumulate):
+    """z (+)= each window's mean over its real cells."""
+    for b in prange(x.shape[0]):
+        value = np.empty(table_t.shape[1], np.float32)
+        _mean_table(x[b], table_t, count, value)
+        _write(value, z[b], accumulate)
+
+
+@jit(parallel=True)
+def max_forward_blocks(x, blocks, z, best, accumulate):
+    """z (+)= each window's max, windows without padding (blocks: row_runs); best[b] = the
+    maxima where best has a row per sample (training; inference passes one row)."""
     keep = best.shape[0] == x.shape[0]
     for b in prange(x.shape[0]):
-        xb, zb = x[b], z[b]
-        value = np.empty(positions, np.float32)
-        if not is_max:
-            _mean_table(xb, table_t, count, value)
-        elif blocks.shape[0]:
-            _max_blocks(xb, blocks, value)
-        else:
-            _max_table(xb, table_t, value)
+        xb, value = x[b], np.empty(z.shape[1], np.float32)
+        # block by block (row_runs) over strided slices: 0.5 ns a cell where reading an
+        # index per cell measured 2.5
+        for r in range(blocks.shape[0]):
+            k, s0, first0, step, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], \
+                blocks[r, 3], blocks[r, 4]
+            for c in range(blocks[r, 5]):
+                s, first = s0 + c * blocks[r, 6], first0 + c * blocks[r, 7]
+                v = value[s:s + length]
+                # slices, so that no index can be negative (numba's wraparound test per read
+                # defeats vectorising), with a literal step where it is a pooling's usual 1, 2
+                # or 3 (a stride known when compiling vectorises)
+                end = first + (length - 1) * step + 1
+                if step == 2:
+                    src = xb[first:end:2]
+                elif step == 3:
+                    src = xb[first:end:3]
+                elif step <= 1:
+                    src = xb[first:first + length]
+                else:
+                    src = xb[first:end:step]
+                if k == 0:  # the first cell of every window starts its max
+                    for j in range(length):
+                        v[j] = src[j]
+                else:
+                    for j in range(length):
+                        v[j] = max(v[j], src[j])
         if keep:
-            best[b, :] = value
-        for p in range(positions):
-            zb[p] = zb[p] + value[p] if accumulate else value[p]
+            _write(value, best[b], False)
+        _write(value, z[b], accumulate)
+
+
+@jit(parallel=True)
+def max_forward_table(x, table_t, z, best, accumulate):
+    """max_forward_blocks for windows with padding (the transposed table, -1 for padding)."""
+    keep = best.shape[0] == x.shape[0]
+    for b in prange(x.shape[0]):
+        value = np.empty(z.shape[1], np.float32)
+        _max_table(x[b], table_t, value)
+        if keep:
+            _write(value, best[b], False)
+        _write(value, z[b], accumulate)
 
 
 @jit
@@ -125,18 +142,23 @@ def _route_to_first_max(dzb, xb, table_t, top, dxb):
             dxb[cell] += first * dzb[p]
 
 
-@jit(parallel=True, work=7)
-def backward(dz, x, table, table_t, count, is_max, best, dx, accumulate):
-    """Max: dz[p] to the first real cell of window p holding its max. Mean: dz[p] / count
-    shared by its real cells."""
+@jit(parallel=True, work=4)
+def max_backward(dz, x, table_t, best, dx, accumulate):
+    """dz[p] to the first real cell of window p holding its max."""
+    for b in prange(dz.shape[0]):
+        if not accumulate:
+            dx[b, :] = 0
+        _route_to_first_max(dz[b], x[b], table_t, best[b], dx[b])
+
+
+@jit(parallel=True, work=3)
+def mean_backward(dz, table, count, dx, accumulate):
+    """dz[p] / count shared by window p's real cells."""
     positions, size = table.shape
     for b in prange(dz.shape[0]):
         dxb, dzb = dx[b], dz[b]
         if not accumulate:
             dxb[:] = 0
-        if is_max:
-            _route_to_first_max(dzb, x[b], table_t, best[b], dxb)
-            continue
         for p in range(positions):
             share, cells = dzb[p] / count[p], table[p]
             for k in range(size):
@@ -159,10 +181,17 @@ class PoolOp:
         return {"best": np.zeros((rows, len(self.t.table)), np.float32)}
 
     def forward(self, x, w, z, space, accumulate):
-        forward(x, self.table_t, self.blocks, self.t.count, self.is_max, z, space["best"],
-                accumulate)
+        if not self.is_max:
+            mean_forward(x, self.table_t, self.t.count, z, accumulate)
+        elif len(self.blocks):
+            max_forward_blocks(x, self.blocks, z, space["best"], accumulate)
+        else:
+            max_forward_table(x, self.table_t, z, space["best"], accumulate)
 
     def backward(self, dz, x, w, space, dx, dx_accumulate, dw, dw_accumulate):
-        if dx is not None:
-            backward(dz, x, self.t.table, self.table_t, self.t.count, self.is_max,
-                     space["best"], dx, dx_accumulate)
+        if dx is None:
+            return
+        if self.is_max:
+            max_backward(dz, x, self.table_t, space["best"], dx, dx_accumulate)
+        else:
+            mean_backward(dz, self.t.table, self.t.count, dx, dx_accumulate)
