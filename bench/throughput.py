@@ -6,9 +6,9 @@ Each framework runs in its own child process, taking turns (see Worker); float32
 2 threads (torch.set_num_threads(2); numba and OpenBLAS use the machine's 2 cores); the same
 batch of random 28x28 inputs, softmax cross-entropy and SGD with momentum. A training step is
 forward + loss + backward + update on one fixed batch; inference is a forward pass over one
-batch. Each figure is the median of --rounds timed runs of about --seconds, the frameworks
-taking turns. The first line gives the CPU and numpy's 2048 x 2048 product rate on the same
-threads; the last, how many figures meet issue 5's goals.
+batch. Each figure is the median of --rounds timed runs of about --seconds. The first line
+gives the CPU and numpy's 2048 x 2048 product rate on the same threads; the last, how many
+figures meet issue 5's goals.
 PyTorch is imported lazily: `pip install torch` to run this.
 """
 
