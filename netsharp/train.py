@@ -116,6 +116,7 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
     from .compiler import compile as compile_text
     from .compiler import read_source, syntax_check
 
+    _import_kernels_in_background()
     source_path = Path(source_path)
     text = read_source(source_path)
     syntax_check(text, str(source_path))  # a typo is reported before the data is loaded
@@ -124,7 +125,6 @@ def train(source_path: Path, options: TrainOptions, say: Callable[[str], None] =
         options = _resumed_options(options, checkpoint, explicit)
         _same_program(checkpoint, text, source_path)
     # Overflow shows up as a NaN loss, which training reports itself: no numpy warnings.
-    _import_kernels_in_background()
     with _thread_limit(options.threads), np.errstate(over="ignore", invalid="ignore"):
         data = _load_data(options)
         compile_options = data.compile_options()
@@ -289,13 +289,13 @@ def _introduce(run: Run, resumed: bool) -> None:
 
 
 def _warm_up(run: Run, source: str, compile_options: dict) -> None:
-    """Compile the kernels by computing one batch's gradients, so that compilation is shown
-    as such and kept out of the epochs' times and ETAs. On an empty cache a helper process
-    compiles from the last layer backwards meanwhile."""
+    """Compile the kernels by computing one batch's gradients and updating copies of the
+    weights, so that compilation is shown as such and kept out of the epochs' times and ETAs.
+    On an empty cache a helper process compiles in the reverse order meanwhile."""
     import numba
 
     from .kernels import lanes
-    from .kernels.warm import CompileHelper
+    from .kernels.warm import CompileHelper, compile_update
     from .model import split_inputs, targets
 
     model = run.model
@@ -305,11 +305,12 @@ def _warm_up(run: Run, source: str, compile_options: dict) -> None:
     inputs = split_inputs(model.network, run.x_train[:batch], model.dtype)
     target = targets(model.network, run.y_train[:batch], model.dtype)
     with CompileHelper(source, compile_options, batch, numba.get_num_threads(),
-                       lanes.mode(model.plan, batch)):
+                       lanes.mode(model.plan, batch), run.options.optimizer):
         try:
             model.gradients(inputs, target, worker=False)
         except NumericalError:
             pass  # the first step says so, with its epoch and batch
+        compile_update(run.options.optimizer, model.params)
     run.say(f"kernels ready in {time.perf_counter() - started:.1f} s")
 
 

@@ -77,3 +77,33 @@ def test_two_processes_fill_one_empty_cache_then_a_third_uses_it(tmp_path):
     assert cache_files(cache) == written
     print(f"two cold processes {cold:.1f} s ({[round(r['seconds'], 1) for r in results]} s "
           f"inside); third, from the cache: {third['seconds']:.1f} s")
+
+
+PROBE = """
+import json, sys
+import numba
+import numpy as np
+from netsharp.kernels import jit
+
+jit.prepare()
+after_prepare = {"scipy_linalg": "scipy.linalg" in sys.modules,
+                 "probe_entry": jit.BLAS_PROBE in sys.modules}
+
+@numba.njit
+def product(a, b):
+    return np.dot(a, b)
+
+print(json.dumps(dict(after_prepare, dot=float(product(np.ones((3, 3)), np.ones((3, 3)))[0, 0]))))
+"""
+
+
+def test_loading_kernels_skips_numbas_scipy_probe_and_leaves_blas_usable(tmp_path):
+    """numba's arraymath imports scipy.linalg (0.5-0.9 s of a cached start) unless jit.prepare
+    keeps it out; the guard must not be left in sys.modules, and np.dot in jitted code must
+    still work in that process."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"scipy_linalg": False, "probe_entry": False, "dot": 3.0}

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lark
 import pytest
 
 import netsharp
-from netsharp import ast
+from netsharp import ast, parser_tables
+from netsharp import parse as parse_module
 from netsharp.parse import parse
 from netsharp.source import Source, Span
 
@@ -550,3 +552,41 @@ def test_an_error_at_the_end_of_a_long_program_has_the_right_line():
     with pytest.raises(netsharp.SemanticError) as info:
         netsharp.compile("\n".join(lines), path=PATH)
     assert (info.value.line, info.value.col) == (2001, 18)
+
+
+# ---- the prebuilt LALR tables (netsharp/parser_tables.py) -------------------------------------
+
+def _grammar() -> str:
+    return parse_module.grammar_path().read_text(encoding="utf-8")
+
+
+def test_parser_tables_were_built_from_this_grammar():
+    # Fails after a grammar change until `python scripts/parser_tables.py` is run again.
+    assert parser_tables.GRAMMAR_SHA256 == parse_module.grammar_digest(_grammar())
+
+
+@pytest.mark.parametrize("program", [path.read_text(encoding="utf-8")
+                                     for path in sorted(SAMPLES.glob("*.ns"))]
+                         + [SPEC_CONSTANTS, "input A [3];\ninput B [3]", "const X = (1 +;",
+                            "hidden H [2] from A where (i, j) => i == j && ;"])
+def test_prebuilt_tables_parse_like_the_grammar(program):
+    built = lark.Lark(_grammar(), **parse_module.PARSER_OPTIONS)
+    loaded = lark.Lark.load({"data": parser_tables.DATA, "memo": parser_tables.MEMO})
+    outcomes = []
+    for parser in (built, loaded):
+        try:
+            tree = parser.parse(program)
+            outcomes.append((tree, [(n.meta.line, n.meta.column, n.meta.end_line,
+                                     n.meta.end_column) for n in tree.iter_subtrees()]))
+        except lark.exceptions.UnexpectedInput as error:
+            outcomes.append((type(error), error.line, error.column,
+                             sorted(error.interactive_parser.accepts())))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_prebuilt_tables_are_used_only_for_their_grammar_and_lark_version(monkeypatch):
+    monkeypatch.setattr(lark, "__version__", parser_tables.LARK_VERSION)
+    assert parse_module._prebuilt_tables(_grammar())["data"] is parser_tables.DATA
+    assert parse_module._prebuilt_tables(_grammar() + "\n// changed\n") is None
+    monkeypatch.setattr(lark, "__version__", parser_tables.LARK_VERSION + ".post1")
+    assert parse_module._prebuilt_tables(_grammar()) is None

@@ -27,14 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "lenet.ns"  # convolution, pooling, dense: every kernel kind
 TIMEOUT = 300
 
-# A training step's forward and backward at batch 16, counting the kernels numba had to
-# compile rather than load from its disk cache.
+# A training step's forward, loss, backward and Adam update at batch 16, counting the kernels
+# numba had to compile rather than load from its disk cache.
 STEP = """
 import json, sys
 import numpy as np
 from numba.core import event
 import netsharp
+from netsharp.kernels.losses import loss_and_grad
 from netsharp.model import split_inputs
+from netsharp.optim import OptimizerState, make_optimizer
 
 compiled = []
 class Listener(event.Listener):
@@ -46,8 +48,12 @@ event.register("numba:compile", Listener())
 model = netsharp.Model(netsharp.compile_file(sys.argv[1]), seed=0)
 x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
 state = model.executor.forward(model.params, split_inputs(model.network, x))
-z, _ = state[model.network.output.name]
-model.executor.backward(model.params, state, np.ones_like(z))
+z, y = state[model.network.output.name]
+target = np.eye(10, dtype=np.float32)[np.arange(16) % 10]
+loss, dz = loss_and_grad("cross_entropy", "softmax", z, y, target, 16, fused=True)
+grads = model.executor.backward(model.params, state, dz)
+adam = make_optimizer("adam")
+adam.step(model.params, grads, OptimizerState(adam, model.params), 0.001)
 print(json.dumps(sorted(set(m for m in compiled if m.startswith("netsharp")))))
 """
 
@@ -69,7 +75,7 @@ def run(command: list[str], cache: Path, stdin: str = "") -> str:
 def test_helper_compiles_every_kernel_of_a_training_step(tmp_path):
     request = json.dumps({"source": read_source(SAMPLE),
                           "options": {"features": 784, "classes": 10}, "batch": 16,
-                          "threads": 2})
+                          "threads": 2, "optimizer": "adam"})
     run([sys.executable, "-m", "netsharp.kernels.warm"], tmp_path, request)
     assert list(tmp_path.rglob("*.nbi")), "the helper wrote no cache index"
     # a training step in a new process on that cache compiles none of netsharp's kernels
@@ -79,7 +85,26 @@ def test_helper_compiles_every_kernel_of_a_training_step(tmp_path):
 def test_a_fresh_cache_step_does_compile(tmp_path):
     """The check above can fail: without the helper the same step compiles kernels."""
     compiled = json.loads(run([sys.executable, "-c", STEP, str(SAMPLE)], tmp_path))
-    assert "netsharp.kernels.conv" in compiled and "netsharp.kernels.pool" in compiled
+    assert {"netsharp.kernels.conv", "netsharp.kernels.pool", "netsharp.kernels.activations",
+            "netsharp.kernels.update"} <= set(compiled)
+
+
+def test_compile_update_changes_no_weight():
+    model = Model(compile_file(SAMPLE), seed=0)
+    before = model.get_weights()
+    for optimizer in ("sgd", "adam"):
+        warm.compile_update(optimizer, model.params)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_backward_first_runs_the_loss_between_backward_and_forward():
+    network = compile_file(SAMPLE)
+    executor = FastExecutor(lower(network))
+    calls = []
+    executor.compile_backward_first(Model(network, seed=0).params, 4,
+                                    loss=lambda z, y: calls.append((z.shape, y.shape)))
+    assert calls == [((4, 10), (4, 10))]
 
 
 def test_backward_first_order_matches_a_normal_step():

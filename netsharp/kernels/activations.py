@@ -1,18 +1,18 @@
 """Layer bias and output function, fused: y = f(z + bias); and dL/dz from dL/dy.
 
-The function is chosen by an integer code (lower.ACTIVATION_CODES) once per block of rows,
-outside the inner loop, so each inner loop stays a simple vectorisable pass over the block's
-rows as one flat run (softmax alone works row by row: its max and sums are per row).
+Each output function has kernels of its own (lower.ACTIVATION_CODES numbers them), each inner
+loop a simple vectorisable pass over a block of rows as one flat run (softmax alone works row
+by row: its max and sums are per row).
 
-exp (sigmoid, softmax, the softmax loss) is computed by exp_row below: numba calls a scalar expf
-per value (8-11 ns), which no loop around it vectorises; exp_row's arithmetic vectorises (0.6
-ns a value, numpy's own exp 0.65), within 1.2 ulp of exp on [-86, 88] (numpy's float32 exp:
-3.3); 0 below, inf above, NaN for NaN.
-"""
+The sigmoid's exp is computed by exp_row below: numba calls a scalar expf per value (8-11 ns),
+which no loop around it vectorises; exp_row's arithmetic vectorises (0.6 ns a value, numpy's
+own exp 0.65), within 1.2 ulp of exp on [-86, 88] (numpy's float32 exp: 3.3); 0 below, inf
+above, NaN for NaN. Softmax rows, short output layers, keep the scalar expf."""
 
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
@@ -77,71 +77,80 @@ def exp_in_place(y, sign):
 
 
 @jit
-def _shift_by_max(z, y, nodes):
-    """y = z - max(z) for each row of `nodes` values of the flat runs z and y (indexes, not a
-    slice per row: rows of 10 spent most of their time making slices)."""
+def _softmax_rows(z, y, nodes):
+    """Softmax of each row (`nodes` values) of the flat run z into y, by indexes (a slice
+    per row: rows of 10 spent most of their time making slices). A scalar exp (expf, 8-11
+    ns a value): output rows are short, 64 rows of 10 take 6 us, where exp_row's chain of
+    kernels took 3 s to compile."""
     for start in range(0, z.size, nodes):
         top = z[start]
         for j in range(start + 1, start + nodes):  # not z.max(): 0.5 s more to compile
             top = max(top, z[j])
+        total = 0.0
         for j in range(start, start + nodes):
-            y[j] = z[j] - top
+            y[j] = math.exp(z[j] - top)
+            total += y[j]
+        scale = np.float32(1.0 / total)
+        for j in range(start, start + nodes):
+            y[j] *= scale
+
+
+# One small kernel per elementwise function, each one vectorisable loop over a contiguous run
+# (rows one after another): a test of the function per element measured 3-4x slower.
+
+@jit
+def _sigmoid(z, y):
+    exp_row(z, y, -ONE)
+    for j in range(z.size):
+        y[j] = ONE / (ONE + y[j])
 
 
 @jit
-def _row_sum(y):
-    total = 0.0
-    for j in range(y.size):
-        total += y[j]
-    return total
+def _rlinear(z, y):
+    for j in range(z.size):
+        y[j] = max(z[j], ZERO)
 
 
 @jit
-def _softmax_rows(z, y, nodes):
-    """Softmax of each row (`nodes` values) of the flat run z into y: the shifts row by row,
-    one exp over them all (rows of 10 are all epilogue for a vectorised loop), the sums row
-    by row."""
-    _shift_by_max(z, y, nodes)
-    exp_in_place(y, ONE)
-    for start in range(0, z.size, nodes):
-        row = y[start:start + nodes]
-        scale = np.float32(1.0 / _row_sum(row))
-        for j in range(nodes):
-            row[j] *= scale
+def _square(z, y):
+    for j in range(z.size):
+        y[j] = z[j] * z[j]
 
 
 @jit
-def _activate(code, z, y):
-    """y = f(z) over a contiguous run (rows one after another): one loop per function, so that
-    each loop vectorises (a test of the code per element measured 3-4x slower on rlinear)."""
-    if code == SIGMOID:
-        exp_row(z, y, -ONE)
-        for j in range(z.size):
-            y[j] = ONE / (ONE + y[j])
-    elif code == RLINEAR:
-        for j in range(z.size):
-            y[j] = max(z[j], ZERO)
-    elif code == SQUARE:
-        for j in range(z.size):
-            y[j] = z[j] * z[j]
-    elif code == SQRT:
-        for j in range(z.size):
-            y[j] = math.sqrt(max(z[j], 0.0))
-    elif code == SRLINEAR:
-        for j in range(z.size):
-            y[j] = max(z[j], 0.0) + math.log1p(math.exp(-abs(z[j])))
-    elif code == ABS:
-        for j in range(z.size):
-            y[j] = abs(z[j])
-    elif code == TANH:
-        for j in range(z.size):
-            y[j] = math.tanh(z[j])
-    elif code == BRLINEAR:
-        for j in range(z.size):
-            y[j] = min(max(z[j], 0.0), 1.0)
-    else:
-        for j in range(z.size):
-            y[j] = z[j]
+def _sqrt(z, y):
+    for j in range(z.size):
+        y[j] = math.sqrt(max(z[j], 0.0))
+
+
+@jit
+def _srlinear(z, y):
+    for j in range(z.size):
+        y[j] = max(z[j], 0.0) + math.log1p(math.exp(-abs(z[j])))
+
+
+@jit
+def _abs(z, y):
+    for j in range(z.size):
+        y[j] = abs(z[j])
+
+
+@jit
+def _tanh(z, y):
+    for j in range(z.size):
+        y[j] = math.tanh(z[j])
+
+
+@jit
+def _brlinear(z, y):
+    for j in range(z.size):
+        y[j] = min(max(z[j], 0.0), 1.0)
+
+
+@jit
+def _linear(z, y):
+    for j in range(z.size):
+        y[j] = z[j]
 
 
 # Row blocks a parallel activation is cut into: whole rows each, so that elementwise functions
@@ -150,88 +159,130 @@ def _activate(code, z, y):
 # The kernels take flat views (rows one after another) and the row length: slicing and
 # reshaping 2-D arrays inside them tripled numba's compile time.
 _BLOCKS = 8
+NAMES = ("linear", "sigmoid", "softmax", "rlinear", "square", "sqrt", "srlinear", "abs", "tanh",
+         "brlinear")
 
 
-@jit(parallel=True)
 def forward(z, nodes, bias, code, y):
     """z += bias (when bias.size), then y = f(z), over flat rows of `nodes` values; y may be
-    z itself."""
-    rows = z.size // nodes
-    blocks = min(rows, _BLOCKS)
-    for block in prange(blocks):
-        lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
-        zb, yb = z[lo:hi], y[lo:hi]
-        if bias.size:
-            for start in range(0, hi - lo, nodes):
-                row = zb[start:start + nodes]
-                for j in range(nodes):
-                    row[j] += bias[j]
-        if code == SOFTMAX:
-            _softmax_rows(zb, yb, nodes)
-        else:
-            _activate(code, zb, yb)
+    z itself. f is the output function numbered `code` (lower.ACTIVATION_CODES)."""
+    _forward_kernel(code)(z, nodes, bias, y)
 
 
-@jit(parallel=True)
 def backward(z, nodes, y, grad, code):
     """grad = dL/dz from grad = dL/dy, in place (softmax: its Jacobian), over flat rows of
     `nodes` values; kinks have slope 0. In place on one array for dL/dy in and dL/dz out:
     with two, LLVM's overlap test fails when they are one and the loops run scalar."""
-    rows = z.size // nodes
-    blocks = min(rows, _BLOCKS)
-    for block in prange(blocks):
-        lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
-        zb, yb, gb = z[lo:hi], y[lo:hi], grad[lo:hi]
-        if code == SOFTMAX:
-            for start in range(0, hi - lo, nodes):
-                dot = 0.0
-                for j in range(start, start + nodes):
-                    dot += gb[j] * yb[j]
-                for j in range(start, start + nodes):
-                    gb[j] = yb[j] * (gb[j] - dot)
-        elif code == RLINEAR:  # one loop per function, so that each vectorises
-            for j in range(zb.size):
-                gb[j] = gb[j] if zb[j] > ZERO else ZERO
-        elif code == SIGMOID:
-            for j in range(zb.size):
-                gb[j] = gb[j] * yb[j] * (ONE - yb[j])
-        elif code == SQUARE:
-            for j in range(zb.size):
-                gb[j] *= 2.0 * zb[j]
-        elif code == SQRT:
-            for j in range(zb.size):
-                gb[j] = gb[j] / (2.0 * yb[j]) if zb[j] > 0 and yb[j] > 0 else 0.0
-        elif code == SRLINEAR:
-            for j in range(zb.size):
-                gb[j] /= 1.0 + math.exp(-zb[j])
-        elif code == ABS:
-            for j in range(zb.size):
-                gb[j] = gb[j] if zb[j] > 0 else (-gb[j] if zb[j] < 0 else 0.0)
-        elif code == TANH:
-            for j in range(zb.size):
-                gb[j] *= 1.0 - yb[j] * yb[j]
-        elif code == BRLINEAR:
-            for j in range(zb.size):
-                gb[j] = gb[j] if 0 < zb[j] < 1 else 0.0
+    _backward_kernel(code)(z, nodes, y, grad)
+
+
+# A kernel per output function: `code` is a constant of each kernel's closure, so numba drops
+# the other functions' branches before compiling (a kernel for all ten took 5.3 s to compile
+# forward and 1.5 s backward; a network uses two or three of them). numba's disk cache keys a
+# closure by its constants; each kernel also has its own name, hence its own cache file.
+
+@cache
+def _forward_kernel(code: int):
+    def forward(z, nodes, bias, y):
+        rows = z.size // nodes
+        blocks = min(rows, _BLOCKS)
+        for block in prange(blocks):
+            lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
+            zb, yb = z[lo:hi], y[lo:hi]
+            if bias.size:
+                for start in range(0, hi - lo, nodes):
+                    row = zb[start:start + nodes]
+                    for j in range(nodes):
+                        row[j] += bias[j]
+            if code == SOFTMAX:
+                _softmax_rows(zb, yb, nodes)
+            elif code == SIGMOID:
+                _sigmoid(zb, yb)
+            elif code == RLINEAR:
+                _rlinear(zb, yb)
+            elif code == SQUARE:
+                _square(zb, yb)
+            elif code == SQRT:
+                _sqrt(zb, yb)
+            elif code == SRLINEAR:
+                _srlinear(zb, yb)
+            elif code == ABS:
+                _abs(zb, yb)
+            elif code == TANH:
+                _tanh(zb, yb)
+            elif code == BRLINEAR:
+                _brlinear(zb, yb)
+            else:
+                _linear(zb, yb)
+
+    return jit(_named(forward, f"forward_{NAMES[code]}"), parallel=True)
+
+
+@cache
+def _backward_kernel(code: int):
+    def backward(z, nodes, y, grad):
+        rows = z.size // nodes
+        blocks = min(rows, _BLOCKS)
+        for block in prange(blocks):
+            lo, hi = rows * block // blocks * nodes, rows * (block + 1) // blocks * nodes
+            zb, yb, gb = z[lo:hi], y[lo:hi], grad[lo:hi]
+            if code == SOFTMAX:
+                for start in range(0, hi - lo, nodes):
+                    dot = 0.0
+                    for j in range(start, start + nodes):
+                        dot += gb[j] * yb[j]
+                    for j in range(start, start + nodes):
+                        gb[j] = yb[j] * (gb[j] - dot)
+            elif code == RLINEAR:
+                for j in range(zb.size):
+                    gb[j] = gb[j] if zb[j] > ZERO else ZERO
+            elif code == SIGMOID:
+                for j in range(zb.size):
+                    gb[j] = gb[j] * yb[j] * (ONE - yb[j])
+            elif code == SQUARE:
+                for j in range(zb.size):
+                    gb[j] *= 2.0 * zb[j]
+            elif code == SQRT:
+                for j in range(zb.size):
+                    gb[j] = gb[j] / (2.0 * yb[j]) if zb[j] > 0 and yb[j] > 0 else 0.0
+            elif code == SRLINEAR:
+                for j in range(zb.size):
+                    gb[j] /= 1.0 + math.exp(-zb[j])
+            elif code == ABS:
+                for j in range(zb.size):
+                    gb[j] = gb[j] if zb[j] > 0 else (-gb[j] if zb[j] < 0 else 0.0)
+            elif code == TANH:
+                for j in range(zb.size):
+                    gb[j] *= 1.0 - yb[j] * yb[j]
+            elif code == BRLINEAR:
+                for j in range(zb.size):
+                    gb[j] = gb[j] if 0 < zb[j] < 1 else 0.0
+
+    return jit(_named(backward, f"backward_{NAMES[code]}"), parallel=True)
+
+
+def _named(fn, name: str):
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
 
 @jit
 def softmax_cross_entropy(z, target, nodes, denominator, dz):
     """The numpy branch's softmax cross-entropy from the logits z (flat rows of `nodes`
     values, as target and dz): returns the loss summed over rows / denominator (float64
-    sums), and fills dz = (p - target) / denominator. With log p = z - top - log(sum exp(z -
-    top)), the loss needs one exp per value; as in _softmax_rows, one exp over all rows."""
+    sums), and fills dz = (p - target) / denominator. With log p = z - log(sum exp(z)), one
+    exp per value, scalar as in _softmax_rows."""
     total, scale = 0.0, np.float32(1.0 / denominator)
-    _shift_by_max(z, dz, nodes)
-    for j in range(z.size):  # one long sum over all rows vectorises; ten at a time did not
-        total -= target[j] * dz[j]
-    exp_in_place(dz, ONE)
     for start in range(0, z.size, nodes):
-        tb, db = target[start:start + nodes], dz[start:start + nodes]
-        sum_exp = _row_sum(db)
-        inverse, weights = np.float32(1.0 / sum_exp), 0.0
-        for j in range(nodes):
-            weights += tb[j]
-            db[j] = (db[j] * inverse - tb[j]) * scale
-        total += weights * math.log(sum_exp)
+        top = z[start]
+        for j in range(start + 1, start + nodes):
+            top = max(top, z[j])
+        sum_exp = 0.0
+        for j in range(start, start + nodes):
+            dz[j] = math.exp(z[j] - top)
+            sum_exp += dz[j]
+        log_sum, inverse = math.log(sum_exp) + top, np.float32(1.0 / sum_exp)
+        for j in range(start, start + nodes):
+            total += target[j] * (log_sum - z[j])
+            dz[j] = (dz[j] * inverse - target[j]) * scale
     return total / denominator

@@ -110,18 +110,22 @@ class FastExecutor:
         with self.blas_threads():
             return self._backward(params, ws, dz_output)
 
-    def compile_backward_first(self, params: dict, batch: int) -> None:
-        """Run every layer's backward kernels on zeros from the first layer to the last, then
-        the forward kernels from the last layer to the first: the reverse of a training
-        step's order, in which kernels.warm's helper process compiles them."""
+    def compile_backward_first(self, params: dict, batch: int, loss=None) -> None:
+        """Run every layer's backward kernels on zeros from the first layer to the last,
+        then loss(z, y) of the output layer, then the forward kernels from the last layer to
+        the first: the reverse of a training step's order, in which kernels.warm's helper
+        process compiles them."""
         with self.blas_threads():
             ws = self.workspace(batch, True)
             ws.acts = {layer.name: np.zeros((batch, layer.nodes), DTYPE)
                        for layer in self.plan.network.inputs}
             ws.acts.update(ws.y)
-            dz_output = np.zeros_like(ws.z[self.plan.layers[-1].name])
+            last = self.plan.layers[-1].name
+            dz_output = np.zeros_like(ws.z[last])
             for step in self.plan.layers:
                 self._backward_layer(step, params, ws, dz_output)
+            if loss is not None:
+                loss(ws.z[last], ws.y[last])
             for step in reversed(self.plan.layers):
                 self._forward_layer(step, params, ws)
 

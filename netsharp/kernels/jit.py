@@ -100,4 +100,29 @@ def prepare() -> None:
     while the data is read instead of on the first training step."""
     import numpy as np
 
-    _first(np.zeros(1, np.float32))
+    with _no_scipy_blas_probe():
+        _first(np.zeros(1, np.float32))
+
+
+# numba's arraymath, imported with the first kernel, imports scipy.linalg (0.5-0.9 s, most of
+# a cached start's budget) only to decide whether its own np.correlate/np.convolve may call
+# BLAS; no netsharp kernel uses either. np.dot in jitted code checks for scipy again when it
+# is compiled, so it keeps BLAS once the probe is over.
+BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+@contextmanager
+def _no_scipy_blas_probe():
+    """While numba's arraymath is first imported, importing scipy's BLAS fails fast (a None
+    entry in sys.modules); nothing changes if scipy's BLAS or arraymath is already loaded."""
+    import sys
+
+    if BLAS_PROBE in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules[BLAS_PROBE] = None
+    try:
+        yield
+    finally:
+        if sys.modules.get(BLAS_PROBE, 0) is None:
+            del sys.modules[BLAS_PROBE]

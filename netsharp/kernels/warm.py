@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import threading
+from contextlib import nullcontext
 
 from . import child_command
 
@@ -27,9 +28,10 @@ class CompileHelper:
     runs, kernels.lanes.mode (split in two halves, on one core, or on every thread)."""
 
     def __init__(self, source: str, compile_options: dict, batch: int, threads: int,
-                 mode: str = "threads"):
+                 mode: str = "threads", optimizer: str = "sgd"):
         self.request = json.dumps({"source": source, "options": compile_options,
-                                   "batch": batch, "threads": threads, "mode": mode})
+                                   "batch": batch, "threads": threads, "mode": mode,
+                                   "optimizer": optimizer})
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.timer = threading.Timer(DELAY, self._start)
@@ -78,14 +80,33 @@ def main() -> None:
               initial_parameters(network, np.random.default_rng(0)).items()}
     executor = FastExecutor(lower(network))
     from .lanes import ONE_CORE, SPLIT, halves, one_thread
+    from .losses import loss_and_grad, loss_kind
 
     batch, mode = request["batch"], request.get("mode")
-    if mode in (SPLIT, ONE_CORE):  # one thread's kernels; a split batch's first half
-        with one_thread():
-            executor.compile_backward_first(params, halves(batch)[0].stop if mode == SPLIT
-                                            else batch)
-    else:
-        executor.compile_backward_first(params, batch)
+    rows = halves(batch)[0].stop if mode == SPLIT else batch  # a split batch's first half
+    output = network.output
+    kind = loss_kind(network.task, output.nodes)
+
+    def loss(z, y):
+        loss_and_grad(kind, output.activation, z, y, np.zeros_like(z), batch, fused=True)
+
+    # The reverse of a step's order: the update (its last kernel), backward, loss, forward.
+    compile_update(request.get("optimizer", "sgd"), params)
+    with one_thread() if mode in (SPLIT, ONE_CORE) else nullcontext():
+        executor.compile_backward_first(params, rows, loss)
+
+
+def compile_update(optimizer: str, params: dict) -> None:
+    """One update of copies of the weights by zero gradients: the optimizer's kernel is
+    compiled (or loaded) and neither the weights nor any optimizer state change."""
+    import numpy as np
+
+    from ..optim import OptimizerState, make_optimizer
+
+    config = make_optimizer(optimizer)
+    scratch = {name: value.copy() for name, value in params.items()}
+    zeros = {name: np.zeros_like(value) for name, value in params.items()}
+    config.step(scratch, zeros, OptimizerState(config, scratch), config.lr)
 
 
 if __name__ == "__main__":
