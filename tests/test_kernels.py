@@ -537,6 +537,87 @@ def test_table_runs_and_blocks_reproduce_the_table(rows):
     np.testing.assert_array_equal(from_blocks, table)
 
 
+def _greedy_runs_reference(table_t):
+    """table_runs as a plain loop: from each run's start, take cells while the step from the
+    previous one equals the run's first step (runs of -1 alike)."""
+    groups, size, positions = table_t.shape
+    runs = []
+    for row, cells in enumerate(table_t.reshape(groups * size, positions).tolist()):
+        s = 0
+        while s < positions:
+            end, step = s + 1, 0
+            if cells[s] < 0:
+                while end < positions and cells[end] < 0:
+                    end += 1
+            elif end < positions and cells[end] >= 0:
+                step = cells[end] - cells[s]
+                while end < positions and cells[end] >= 0 and cells[end] - cells[end - 1] == step:
+                    end += 1
+            runs.append([row, s, cells[s] if cells[s] >= 0 else -1, step, end - s])
+            s = end
+    return np.array(runs, np.int32).reshape(-1, 5)
+
+
+def _greedy_blocks_reference(runs):
+    """row_runs as a plain loop: runs of one row, step, length and kind (padding or not),
+    grouped while the (ds, dfirst) from the previous run equals the block's first."""
+    blocks, r = [], 0
+    rows = runs.tolist()
+
+    def joins(a, b):
+        return a[0] == b[0] and a[3] == b[3] and a[4] == b[4] and (a[2] < 0) == (b[2] < 0)
+
+    while r < len(rows):
+        end, ds, dfirst = r + 1, 0, 0
+        if end < len(rows) and joins(rows[r], rows[end]):
+            ds, dfirst = rows[end][1] - rows[r][1], rows[end][2] - rows[r][2]
+            while (end < len(rows) and joins(rows[end - 1], rows[end])
+                   and rows[end][1] - rows[end - 1][1] == ds
+                   and rows[end][2] - rows[end - 1][2] == dfirst):
+                end += 1
+        blocks.append(rows[r] + [end - r, ds, dfirst])
+        r = end
+    return np.array(blocks, np.int32).reshape(-1, 8)
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 14), st.data())
+def test_table_runs_and_blocks_are_the_greedy_cuts(groups, size, positions, data):
+    """The numpy cuts are exactly the plain greedy loops' (as long as they can be), on tables
+    of arithmetic stretches, padding and noise."""
+    from netsharp.kernels.conv import row_runs, table_runs
+
+    pieces = st.tuples(st.integers(-1, 20), st.sampled_from([-3, -1, 0, 1, 2, 5]),
+                       st.integers(1, 6))
+    cells = []
+    while len(cells) < groups * size * positions:
+        first, step, length = data.draw(pieces)
+        cells += [-1] * length if first < 0 else [max(first + j * step, 0)
+                                                  for j in range(length)]
+    table = np.array(cells[:groups * size * positions], np.int32).reshape(groups, size,
+                                                                           positions)
+    runs = table_runs(table)
+    np.testing.assert_array_equal(runs, _greedy_runs_reference(table))
+    np.testing.assert_array_equal(row_runs(runs), _greedy_blocks_reference(runs))
+
+
+def test_sample_tables_cut_as_the_greedy_loops_cut_them():
+    from netsharp.kernels.conv import ConvOp, row_runs, table_runs
+
+    for sample in ["basic_conv", "cntk103d_pool", "lenet", "padded_pool"]:
+        for step in lower(netsharp.compile_file(f"samples/{sample}.ns")).layers:
+            for b in step.bundles:
+                if b.kind != "convolve":
+                    continue
+                op = ConvOp(b.tables)
+                for table in (op.outputs, np.ascontiguousarray(
+                        b.tables.grid_table.transpose(0, 2, 1))):
+                    runs = table_runs(table)
+                    np.testing.assert_array_equal(runs, _greedy_runs_reference(table))
+                    np.testing.assert_array_equal(row_runs(runs),
+                                                  _greedy_blocks_reference(runs))
+
+
 def test_sigmoid_matches_the_reference_and_saturates_quietly():
     """Sigmoid layers (exp through activations.exp_row) match the reference, also far from 0
     where exp(-z) leaves float32's range."""

@@ -39,64 +39,79 @@ from .jit import jit, prange
 # short inner loop, measured 2-5x slower than one long flat loop per sample.
 
 
-@jit
-def table_runs(table_t):
+# table_runs and row_runs run once per model, in numpy: as numba kernels they cost 3 s of
+# compiling at a first start, before either process could compile anything else.
+
+def table_runs(table_t: np.ndarray) -> np.ndarray:
     """The rows of table_t (G, K, S) cut into runs (row g*K + k, first s, first cell, cell
     step, length) along which the cell advances by a fixed step, and runs of padding (cell
     -1, step 0). A stride-1 convolution's row is a few runs as long as the image's rows or
     longer, so the gather copies runs instead of reading an index per cell."""
     groups, size, positions = table_t.shape
-    cells = table_t.reshape(groups * size, positions)
-    runs = np.empty((groups * size * positions, 5), np.int32)
-    n = 0
-    for row in range(groups * size):
-        c = cells[row]
-        s = 0
-        while s < positions:
-            first, step, end = c[s], 0, s + 1
-            if first < 0:
-                while end < positions and c[end] < 0:
-                    end += 1
-                first = -1
-            elif end < positions and c[end] >= 0:
-                step = c[end] - first
-                while end < positions and c[end] >= 0 and c[end] - c[end - 1] == step:
-                    end += 1
-            runs[n, 0], runs[n, 1], runs[n, 2] = row, s, first
-            runs[n, 3], runs[n, 4] = step, end - s
-            n += 1
-            s = end
-    return runs[:n].copy()
+    cells = table_t.reshape(-1).astype(np.int64)
+    count = cells.size
+    if count == 0:
+        return np.zeros((0, 5), np.int32)
+    real = cells >= 0
+    row_end = (np.arange(count - 1) + 1) % positions == 0
+    link = ~row_end & (real[:-1] == real[1:])
+    step = np.where(real[:-1] & real[1:], cells[1:] - cells[:-1], 0)
+    starts = _greedy_starts(link, step[:, None], np.arange(0, count, positions))
+    lengths = np.diff(np.append(starts, count))
+    runs = np.empty((starts.size, 5), np.int32)
+    runs[:, 0], runs[:, 1] = np.divmod(starts, positions)
+    runs[:, 2] = np.where(real[starts], cells[starts], -1)
+    runs[:, 3] = np.where(lengths > 1, np.append(step, 0)[starts], 0)
+    runs[:, 4] = lengths
+    return runs
 
 
-@jit
-def row_runs(runs):
+def row_runs(runs: np.ndarray) -> np.ndarray:
     """Runs (row, s, first, step, length) of conv.table_runs grouped into blocks of `count`
     runs of one row with the same step and length, each `ds` positions and `dfirst` cells
     after the previous: (row, s, first, step, length, count, ds, dfirst). Runs of padding
     (first -1) are blocks of their own. A 2x2 pooling of
     8 maps of 28x28 is one block per kernel cell (112 runs of 14)."""
-    blocks = np.empty((runs.shape[0], 8), np.int32)
-    n, r = 0, 0
-    while r < runs.shape[0]:
-        end = r + 1
-        if end < runs.shape[0] and runs[end, 0] == runs[r, 0] and runs[end, 3] == runs[r, 3] \
-                and runs[end, 4] == runs[r, 4] and (runs[end, 2] < 0) == (runs[r, 2] < 0):
-            ds, dfirst = runs[end, 1] - runs[r, 1], runs[end, 2] - runs[r, 2]
-            while (end < runs.shape[0] and runs[end, 0] == runs[r, 0]
-                   and runs[end, 3] == runs[r, 3] and runs[end, 4] == runs[r, 4]
-                   and (runs[end, 2] < 0) == (runs[r, 2] < 0)
-                   and runs[end, 1] - runs[end - 1, 1] == ds
-                   and runs[end, 2] - runs[end - 1, 2] == dfirst):
-                end += 1
-        else:
-            ds, dfirst = 0, 0
-        for j in range(5):
-            blocks[n, j] = runs[r, j]
-        blocks[n, 5], blocks[n, 6], blocks[n, 7] = end - r, ds, dfirst
-        n += 1
-        r = end
-    return blocks[:n].copy()
+    count = runs.shape[0]
+    if count == 0:
+        return np.zeros((0, 8), np.int32)
+    runs = runs.astype(np.int64)
+    real = runs[:, 2] >= 0
+    link = ((runs[1:, 0] == runs[:-1, 0]) & (runs[1:, 3] == runs[:-1, 3])
+            & (runs[1:, 4] == runs[:-1, 4]) & (real[1:] == real[:-1]))
+    delta = runs[1:, 1:3] - runs[:-1, 1:3]
+    firsts = np.flatnonzero(np.append(True, runs[1:, 0] != runs[:-1, 0]))
+    starts = _greedy_starts(link, delta, firsts)
+    counts = np.diff(np.append(starts, count))
+    blocks = np.zeros((starts.size, 8), np.int32)
+    blocks[:, :5], blocks[:, 5] = runs[starts], counts
+    grouped = counts > 1
+    blocks[grouped, 6:8] = delta[starts[grouped]]
+    return blocks
+
+
+def _greedy_starts(link: np.ndarray, delta: np.ndarray, firsts: np.ndarray) -> np.ndarray:
+    """Where the runs start when a sequence of n items is cut greedily, each segment
+    (beginning at `firsts`, sorted) on its own: a run starting at item s takes s + 1, s + 2,
+    ... while each is linked to the one before (link[i]: items i and i + 1 may share a run;
+    False across segments) and its difference from it (delta[i], a row) equals the run's
+    first. Each pass of the loop takes one run from every segment at once."""
+    n = link.size + 1
+    chained = np.zeros(n - 1, bool)  # item i + 1 continues the run that holds items i - 1, i
+    chained[1:] = link[1:] & link[:-1] & (delta[1:] == delta[:-1]).all(axis=1)
+    breaks = np.where(chained, n - 1, np.arange(n - 1))
+    last = np.append(np.minimum.accumulate(breaks[::-1])[::-1], n - 1)  # run's last item
+    following = np.arange(1, n + 1)
+    linked = np.flatnonzero(link)
+    following[linked] = last[linked + 1] + 1
+    cursor, limit = firsts, np.append(firsts[1:], n)
+    found = []
+    while cursor.size:
+        found.append(cursor)
+        cursor = following[cursor]
+        open_ = cursor < limit
+        cursor, limit = cursor[open_], limit[open_]
+    return np.sort(np.concatenate(found))
 
 
 @jit
