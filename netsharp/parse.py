@@ -78,8 +78,10 @@ def parser_tables_source(grammar: str) -> str:
             f"MEMO = {pprint.pformat(memo, width=100)}\n")
 
 
+@lru_cache(maxsize=8)
 def parse(source: Source) -> ast.Program:
-    """Parse a whole program; raises ParseError pointing at the first problem."""
+    """Parse a whole program; raises ParseError pointing at the first problem. The syntax
+    tree is immutable, so `netsharp train`'s syntax check and compile share one parse."""
     try:
         tree = _parser().parse(source.text)
     except lark.exceptions.UnexpectedInput as error:

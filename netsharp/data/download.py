@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +132,12 @@ def _download(url: str, remote: RemoteFile, target: Path, timeout: float, progre
 
 
 def _copy(url: str, out, remote: RemoteFile, timeout: float, progress) -> None:
+    # imported here: urllib's HTTP stack takes 0.1 s to import, which a start with local
+    # data (fashion-mnist, a cached download) should not pay
+    import http.client
+    import urllib.error
+    import urllib.request
+
     received, limit = 0, remote.size or (1 << 31)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
