@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,16 +49,26 @@ def time_to_first_step(network: str, data: str, cache: str, output: str) -> floa
                "--no-plots"]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=environment, cwd=ROOT)
+                             text=True, env=environment, cwd=ROOT, start_new_session=True)
     lines = []
-    for line in child.stdout:
-        lines.append(line)
-        if line.startswith("FIRST_STEP"):
-            elapsed = time.perf_counter() - started
-            child.wait()
-            return elapsed
-    child.wait()
+    try:
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("FIRST_STEP"):
+                return time.perf_counter() - started
+    finally:
+        # The run's lane worker, started by the first step, would otherwise go on loading
+        # its kernels for a second after the child's exit, on the core the next run needs.
+        _kill_group(child)
     raise SystemExit(f"{network}: no training step\n{''.join(lines)}")
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
 
 
 def main() -> None:
