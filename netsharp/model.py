@@ -303,6 +303,8 @@ class Model:
         n = len(next(iter(inputs.values())))
         batch_size = max(1, min(batch_size, n))
         self.check_memory(batch_size, training=False)
+        if n <= batch_size:  # one batch (a copy: the outputs are buffers the next call reuses)
+            return np.array(self._outputs(inputs)[1], dtype=self.dtype)
         out = np.empty((n, self.network.output.nodes), dtype=self.dtype)
         for rows in _batches(n, batch_size):
             out[rows] = self._outputs({k: v[rows] for k, v in inputs.items()})[1]

@@ -262,12 +262,13 @@ def test_fast_matches_reference_on_one_sample(sample):
 
 @pytest.mark.parametrize("batch", [7, 8, 48, 49])
 def test_full_forward_both_ways_match_reference(batch):
-    """Full bundles multiply W @ x.T for 8 to 48 rows and x @ W.T otherwise; a layer with two
-    full bundles accumulates in both ways."""
-    from netsharp.kernels.full import TRANSPOSED_FORWARD
+    """Full bundles multiply W @ x.T for 8 to 48 rows into layers of 64 nodes or more, and
+    x @ W.T otherwise (here H one way or the other, Y always directly); a layer with two full
+    bundles accumulates in both ways."""
+    from netsharp.kernels.full import TRANSPOSED_FORWARD, TRANSPOSED_MIN_OUTPUTS
 
-    assert TRANSPOSED_FORWARD == (8, 48)
-    text = ("input A [5]; input B [3]; hidden H [4] { from A all; from B all; } "
+    assert TRANSPOSED_FORWARD == (8, 48) and TRANSPOSED_MIN_OUTPUTS == 64
+    text = ("input A [5]; input B [3]; hidden H [64] { from A all; from B all; } "
             "output Y [2] from H all;")
     assert_fast_matches_reference(netsharp.compile(text), batch=batch)
 

@@ -231,3 +231,19 @@ def test_the_model_module_and_the_reference_backend_load_no_numba():
     result = subprocess.run([command[0], "-c", script, "samples/mlp.ns"], env=environment,
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("sample", ["mlp", "lenet"])
+def test_predict_returns_arrays_the_next_call_does_not_overwrite(sample):
+    """One batch or several, on the executor's reused buffers (the MLP) or the lanes' (lenet):
+    each call's result is its own array, equal to predicting the rows one batch at a time."""
+    model = Model(netsharp.compile_file(f"samples/{sample}.ns"), seed=0)
+    rng = np.random.default_rng(0)
+    first, second = rng.random((16, 784), dtype=np.float32), rng.random((16, 784),
+                                                                        dtype=np.float32)
+    one = model.predict(first)
+    kept = one.copy()
+    model.predict(second)
+    np.testing.assert_array_equal(one, kept)
+    several = model.predict(np.concatenate([first, second]), batch_size=16)
+    np.testing.assert_array_equal(several[:16], kept)
