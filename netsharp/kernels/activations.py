@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from .jit import jit, prange
+from .jit import jit, prange, renamed
 
 LINEAR, SIGMOID, SOFTMAX, RLINEAR, SQUARE, SQRT, SRLINEAR, ABS, TANH, BRLINEAR = range(10)
 
@@ -215,7 +215,7 @@ def _forward_kernel(code: int):
             else:
                 _linear(zb, yb)
 
-    return jit(_named(forward, f"forward_{NAMES[code]}"), parallel=True)
+    return jit(renamed(forward, "_" + NAMES[code]), parallel=True)
 
 
 @cache
@@ -258,12 +258,7 @@ def _backward_kernel(code: int):
                 for j in range(zb.size):
                     gb[j] = gb[j] if 0 < zb[j] < 1 else 0.0
 
-    return jit(_named(backward, f"backward_{NAMES[code]}"), parallel=True)
-
-
-def _named(fn, name: str):
-    fn.__name__ = fn.__qualname__ = name
-    return fn
+    return jit(renamed(backward, "_" + NAMES[code]), parallel=True)
 
 
 @jit

@@ -33,12 +33,13 @@ SERIAL_BELOW = 1 << 16
 
 def _njit(fn, parallel: bool):
     return numba.njit(cache=True, parallel=parallel, fastmath=FASTMATH, nogil=True,
-                      error_model=ERROR_MODEL)(_renamed(fn, FLAGS_TAG))
+                      error_model=ERROR_MODEL)(renamed(fn, FLAGS_TAG))
 
 
-def _renamed(fn, suffix: str):
-    """A copy of fn under another name: numba's on-disk cache is keyed by the function's
-    qualified name and signature, not by its flags, so the serial twin needs its own name."""
+def renamed(fn, suffix: str):
+    """A copy of fn under its name + suffix: numba's on-disk cache is keyed by the function's
+    qualified name and signature, not by its flags, so the serial twin needs its own name
+    (and so does each kernel a factory makes, activations' for instance)."""
     copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
                               fn.__defaults__, fn.__closure__)
     copy.__qualname__, copy.__doc__ = fn.__qualname__ + suffix, fn.__doc__
@@ -68,7 +69,7 @@ class Twin:
     `scale` * SERIAL_BELOW elements, or inside serial_kernels()."""
 
     def __init__(self, fn, work: int, scale: int):
-        self.parallel, self.serial = _njit(fn, True), _njit(_renamed(fn, "_serial"), False)
+        self.parallel, self.serial = _njit(fn, True), _njit(renamed(fn, "_serial"), False)
         self.work, self.scale, self.__doc__ = work, scale, fn.__doc__
 
     def __call__(self, *args):
