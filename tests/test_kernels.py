@@ -367,6 +367,7 @@ def test_chunked_inference_matches_whole_batch(sample, floats, workers, monkeypa
     whole = FastExecutor(lower(network)).forward(params, inputs)
     monkeypatch.setattr(conv, "CHUNK_FLOATS", floats)
     monkeypatch.setattr(conv, "WORKERS", workers)
+    monkeypatch.setattr(conv, "DIRECT", False)   # the gathered forward is the chunked one
     chunked = FastExecutor(lower(network)).forward(params, inputs, training=False)
     for layer in network.layers:
         np.testing.assert_allclose(chunked[layer.name][1], whole[layer.name][1], rtol=1e-4,
@@ -420,9 +421,11 @@ def test_grid_tables_agree_with_window_tables(geometry, data):
 def test_fast_convolution_on_wide_grids_matches_reference(geometry, batch, data):
     """The grid widened wherever it can be (garbage positions computed and dropped)."""
     from netsharp import lower as lowering
+    from netsharp.kernels import conv
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lowering, "GRID_WASTE", 1000)
+        patch.setattr(conv, "DIRECT", False)
         network = _conv_network(geometry, data, sharing=[True] * len(geometry[0]))
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
 
@@ -436,6 +439,7 @@ def test_transposed_forward_product_matches_reference(geometry, batch, data):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv, "TRANSPOSED_MIN_CELLS", 1)
+        patch.setattr(conv, "DIRECT", False)
         network = _conv_network(geometry, data)
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
         assert_inference_matches_reference(network, batch=batch)
@@ -446,6 +450,7 @@ def test_transposed_product_sums_two_convolutions_into_one_layer(monkeypatch):
     from netsharp.kernels import conv
 
     monkeypatch.setattr(conv, "TRANSPOSED_MIN_CELLS", 1)
+    monkeypatch.setattr(conv, "DIRECT", False)
     text = ("input X [2, 6, 6]; hidden H [3, 4, 4] tanh { from X convolve { "
             "InputShape = [2, 6, 6]; KernelShape = [2, 3, 3]; MapCount = 3; } "
             "from X convolve { InputShape = [2, 6, 6]; KernelShape = [2, 3, 3]; "
@@ -488,6 +493,44 @@ def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=7)
 
 
+@SETTINGS
+@given(geometries(), st.integers(1, 9), st.integers(1, 5), st.data())
+def test_direct_forward_matches_reference(geometry, maps, batch, data):
+    """kernels.direct's forward (tiles of 4 maps and the 1-3 left over, garbage starts
+    dropped) against the reference, training and inference, on every fully shared
+    convolution whose windows are shifts of one set of cells, however many garbage starts
+    it has (the default limit leaves most small geometries to the gathered forward)."""
+    from netsharp.kernels import direct
+
+    shape, kernel, stride, pad = geometry
+    network = netsharp.compile(conv_text("convolve", shape, kernel, stride, pad,
+                                         [True] * len(shape), maps))
+    tables = lower(network).layers[0].bundles[0].tables
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "MAX_WASTE", 1e9)
+        plan = direct.DirectPlan.make(tables)
+        assert plan is not None or len(shape) > 1 and any(s > 1 for s in stride[:-1])
+        assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
+        assert_inference_matches_reference(network, batch=batch)
+
+
+def test_direct_forward_adds_a_second_bundle_into_the_layer():
+    """Two direct convolutions into one layer (the second adds to the first's outputs) and a
+    layer of 7 maps (a tile of 4 and one of 3)."""
+    from netsharp.kernels.conv import ConvOp
+
+    text = ("input X [2, 9, 9]; hidden H [7, 9, 9] tanh { from X convolve { "
+            "InputShape = [2, 9, 9]; KernelShape = [2, 3, 3]; Padding = [false, true, true]; "
+            "MapCount = 7; } from X convolve { InputShape = [2, 9, 9]; KernelShape = [2, 5, 5]; "
+            "Padding = [false, true, true]; MapCount = 7; } } "
+            "output Y [3] softmax from H all;")
+    network = netsharp.compile(text)
+    ops = [ConvOp(b.tables) for b in lower(network).layers[0].bundles]
+    assert all(op.direct is not None for op in ops)
+    assert_fast_matches_reference(network, batch=4)
+    assert_inference_matches_reference(network, batch=4)
+
+
 def test_sample_convolutions_take_the_fast_layouts():
     """The benchmark networks' stride-1 convolutions gather runs of whole image rows (no
     garbage positions: the grid is not widened by default) and lenet's C5 reads its input
@@ -510,6 +553,8 @@ def test_sample_convolutions_take_the_fast_layouts():
     # the forward product transposed for the kernels of many cells only
     assert [key for key, op in ops.items() if op.outputs_t is not None] == [
         ("cntk103d_pool", "C2"), ("lenet", "C3")]
+    # the forward without columns for every convolution but C5 (one position: a product)
+    assert [key for key, op in ops.items() if op.direct is None] == [("lenet", "C5")]
 
 
 @SETTINGS

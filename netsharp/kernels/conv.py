@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import lower
 from . import blas
+from .direct import DirectPlan
 from .jit import jit, prange
 
 # Loops run over flat 1-D views: numba's multi-dimensional indexing, or building a view per
@@ -314,6 +315,9 @@ def gather_blocks(dz, blocks, dout):
 # against maps x positions in alternate calls: cntk103d_pool's C2 (200 cells) 0.72-0.82x the
 # time, lenet's C3 (150) 0.82-0.86x; kernels of 25 cells 1.08-1.25x (C1 of both, basic_conv's).
 TRANSPOSED_MIN_CELLS = 64
+# The forward by kernels.direct where a convolution allows it; a module attribute so that
+# tests can compare both ways.
+DIRECT = True
 # Floats of columns + products per chunk; a module attribute so that tests can force chunks.
 CHUNK_FLOATS = lower.CONV_CHUNK_FLOATS
 # Threads that convolve chunks side by side, each with one-threaded BLAS (kernels.blas): the
@@ -369,6 +373,8 @@ class ConvOp:
         # scattered through the output table transposed.
         self.outputs_t = np.ascontiguousarray(self.outputs.transpose(0, 2, 1)) if (
             self.size >= TRANSPOSED_MIN_CELLS and not self.whole) else None
+        # Windows that are shifts of one set of cells: the forward without columns (direct)
+        self.direct = None if self.whole or not DIRECT else DirectPlan.make(tables)
 
     def chunk(self, batch: int) -> int:
         return lower.conv_chunk(self.t, batch, CHUNK_FLOATS)
@@ -451,6 +457,9 @@ class ConvOp:
         rows = self._kernel_rows(w)
         space["kw"] = kw = rows[:, :, :self.size]
         bias = np.ascontiguousarray(rows[:, :, self.size])
+        if self.direct is not None:
+            self.direct.forward(x, kw[0], bias[0], z, accumulate)
+            return
 
         def work(bufs, chunks, serial):
             if self.outputs_t is not None:

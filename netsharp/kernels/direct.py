@@ -1,0 +1,210 @@
+"""Direct convolution: a forward without gathered columns, for convolutions whose windows are
+one set of offsets shifted along the padded input (lower's grid, strided sweeps in phases).
+
+Where grid_table[0, s, k] = start[s] + offset[k], the output of map m at grid position s is
+sum_k W[m, k] * xpad[start[s] + offset[k]]: over a run of consecutive starts, kernel cell k
+reads a run of consecutive cells. The product is computed in tiles of MAPS maps x 16
+consecutive starts held in eight 8-float registers, one kernel cell at a time (two vector
+loads, MAPS broadcasts, 2 x MAPS fused multiply-adds): LLVM IR written here, as numba's loops
+do not keep such a tile in registers (scalar accumulators measured 2 GF/s). Starts between
+the grid's positions (a row's last columns) are computed and dropped. Measured on an AMD EPYC
+(Zen), one core, 8 samples: cntk103d_pool's C2 26-28 GF/s of useful work against OpenBLAS's
+26-27 for the product alone, which gathered columns must also be written for (im2col: half the
+product's time again).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .jit import jit, prange
+
+LANES = 8                 # floats in a register (AVX2)
+VECTORS = 2               # registers of consecutive starts in a tile
+SPAN = LANES * VECTORS    # starts per tile
+MAPS = 4                  # maps per tile: 8 accumulators, 2 loads + 4 broadcasts per cell
+# A convolution is computed directly when its starts, in whole tiles, are at most this many
+# times its grid positions (the rest is computed and dropped): cntk103d_pool's C2 has 1.31,
+# lenet's C3 1.44 (its C5, one position in a tile of 16, stays a matrix product).
+MAX_WASTE = 1.6
+
+_F32 = ir.FloatType()
+_VEC = ir.VectorType(_F32, LANES)
+_I64 = ir.IntType(64)
+_I32 = ir.IntType(32)
+
+
+def _tile(maps: int):
+    """An intrinsic tile(x, base, offsets, wt, m0, out, out_base, out_stride):
+    out[out_base + i * out_stride + j] = sum_k wt[k, m0 + i] * x[base + offsets[k] + j]
+    for i < maps, j < SPAN; wt is (K, M) C-contiguous, the others 1-D."""
+
+    @intrinsic
+    def tile(typingctx, x, base, offsets, wt, m0, out, out_base, out_stride):
+        signature = types.void(x, base, offsets, wt, m0, out, out_base, out_stride)
+
+        def codegen(context, builder, sig, args):
+            arrays = [context.make_array(sig.args[i])(context, builder, args[i])
+                      for i in (0, 2, 3, 5)]
+            xp, offp, wp, outp = (a.data for a in arrays)
+            base, m0, out_base, out_stride = args[1], args[4], args[6], args[7]
+            cells = builder.extract_value(arrays[2].shape, 0)
+            width = builder.extract_value(arrays[2].shape, 1)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v8f32")
+            zero = ir.Constant(_VEC, [0.0] * LANES)
+            entry = builder.block
+            loop = builder.append_basic_block("tile.loop")
+            done = builder.append_basic_block("tile.done")
+            builder.cbranch(builder.icmp_signed("<=", cells, ir.Constant(_I64, 0)), done, loop)
+
+            builder.position_at_end(loop)
+            k = builder.phi(_I64)
+            k.add_incoming(ir.Constant(_I64, 0), entry)
+            sums = []
+            for _ in range(maps * VECTORS):
+                phi = builder.phi(_VEC)
+                phi.add_incoming(zero, entry)
+                sums.append(phi)
+            first = builder.add(base, builder.load(builder.gep(offp, [k])))
+            columns = [builder.load(builder.bitcast(
+                builder.gep(xp, [builder.add(first, ir.Constant(_I64, LANES * v))]),
+                _VEC.as_pointer()), align=4) for v in range(VECTORS)]
+            row = builder.add(builder.mul(k, width), m0)
+            updated = []
+            for i in range(maps):
+                weight = builder.load(builder.gep(wp, [builder.add(row, ir.Constant(_I64, i))]))
+                weight = builder.insert_element(ir.Constant(_VEC, ir.Undefined), weight,
+                                                ir.Constant(_I32, 0))
+                weight = builder.shuffle_vector(weight, ir.Constant(_VEC, ir.Undefined),
+                                                ir.Constant(ir.VectorType(_I32, LANES),
+                                                            [0] * LANES))
+                updated += [builder.call(fma, [weight, columns[v], sums[i * VECTORS + v]])
+                            for v in range(VECTORS)]
+            following = builder.add(k, ir.Constant(_I64, 1))
+            end = builder.block
+            k.add_incoming(following, end)
+            for phi, value in zip(sums, updated):
+                phi.add_incoming(value, end)
+            builder.cbranch(builder.icmp_signed("<", following, cells), loop, done)
+
+            builder.position_at_end(done)
+            totals = []   # every phi first: LLVM wants them at the top of the block
+            for value in updated:
+                total = builder.phi(_VEC)
+                total.add_incoming(zero, entry)
+                total.add_incoming(value, end)
+                totals.append(total)
+            for i in range(maps):
+                start = builder.add(out_base, builder.mul(out_stride, ir.Constant(_I64, i)))
+                for v in range(VECTORS):
+                    place = builder.gep(outp, [builder.add(start, ir.Constant(_I64, LANES * v))])
+                    place = builder.bitcast(place, _VEC.as_pointer())
+                    builder.store(totals[i * VECTORS + v], place, align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return tile
+
+
+_tile4, _tile3, _tile2, _tile1 = _tile(4), _tile(3), _tile(2), _tile(1)
+
+
+@jit
+def _products(xp, first, offsets, wt, out):
+    """out[m, q] = sum_k wt[k, m] * xp[first + offsets[k] + q] for every m, q < out.shape[1]
+    (a multiple of SPAN)."""
+    maps, width = out.shape
+    flat = out.reshape(-1)
+    for q in range(0, width, SPAN):
+        m = 0
+        while m + MAPS <= maps:
+            _tile4(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+            m += MAPS
+        left = maps - m
+        if left == 3:
+            _tile3(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+        elif left == 2:
+            _tile2(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+        elif left == 1:
+            _tile1(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+
+
+@jit(parallel=True, work=0)
+def forward(x, places, buffer_size, offsets, first, wt, bias, blocks, width, z, accumulate):
+    """z[b, node:node + length] (+)= out[m, q:q + length] + bias[m] for each block (m, q, node,
+    length), out = the direct products of sample b's input placed in a zero buffer
+    (xpad[places[i]] = x[b, i])."""
+    maps = wt.shape[1]
+    for b in prange(x.shape[0]):
+        xp = np.zeros(buffer_size, np.float32)
+        xb, zb = x[b], z[b]
+        for i in range(places.size):
+            xp[places[i]] = xb[i]
+        out = np.empty((maps, width), np.float32)
+        _products(xp, first, offsets, wt, out)
+        for r in range(blocks.shape[0]):
+            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
+            d, v, add = zb[node:node + length], out[m, q:q + length], bias[m]
+            if accumulate:
+                for j in range(length):
+                    d[j] += v[j] + add
+            else:
+                for j in range(length):
+                    d[j] = v[j] + add
+
+
+class DirectPlan:
+    """What the direct forward needs of a convolution's tables, or None from `make` where
+    the windows are not shifts of one set of offsets."""
+
+    def __init__(self, offsets, first, width, places, buffer_size, blocks):
+        self.offsets, self.first, self.width = offsets, first, width
+        self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
+
+    @staticmethod
+    def make(tables) -> DirectPlan | None:
+        groups, maps, positions = tables.grid_outputs.shape
+        if groups != 1 or not np.array_equal(tables.kernels[0], np.arange(maps)):
+            return None
+        grid = tables.grid_table[0].astype(np.int64)               # (S, K)
+        starts, offsets = grid[:, 0], grid[0] - grid[0, 0]
+        if not np.array_equal(grid, starts[:, None] + offsets[None, :]):
+            return None
+        first = int(starts.min())
+        steps = starts - first
+        width = -(-(int(steps.max()) + 1) // SPAN) * SPAN   # whole tiles
+        if width > MAX_WASTE * positions:
+            return None
+        buffer_size = max(int(tables.padded_size), first + int(offsets.max()) + width)
+        return DirectPlan(offsets, first, width, tables.pad_cells.astype(np.int64),
+                          buffer_size, _output_blocks(tables.grid_outputs[0], steps))
+
+    def forward(self, x, kw, bias, z, accumulate):
+        """kw: the kernels (M, K); bias (M,)."""
+        wt = np.ascontiguousarray(kw.T)
+        forward(x, self.places, self.buffer_size, self.offsets, self.first, wt, bias,
+                self.blocks, self.width, z, accumulate)
+
+
+def _output_blocks(outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(m, q, node, length) runs over each map's grid positions along which both the start
+    q and the output node advance by one; garbage positions (node -1) are left out."""
+    maps, positions = outputs.shape
+    rows = []
+    for m in range(maps):
+        nodes = outputs[m].astype(np.int64)
+        real = np.flatnonzero(nodes >= 0)
+        if real.size == 0:
+            continue
+        q, node = steps[real], nodes[real]
+        breaks = np.flatnonzero((np.diff(q) != 1) | (np.diff(node) != 1)) + 1
+        begins = np.concatenate(([0], breaks))
+        lengths = np.diff(np.concatenate((begins, [real.size])))
+        rows += [(m, q[b], node[b], n) for b, n in zip(begins, lengths)]
+    return np.array(rows, np.int64).reshape(-1, 4)
