@@ -485,11 +485,13 @@ def test_strided_convolutions_gather_runs_of_consecutive_cells(shape, kernel, st
 def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch):
     """Training convolves a chunk of samples at a time too (1 sample, a few with a short last
     chunk, or the whole batch), in turn or on two threads: the weight gradient is summed over
-    chunks and workers, and backward gathers each chunk's columns again."""
+    chunks and workers, and backward gathers each chunk's columns again. (The direct weight
+    gradient, which takes no chunks, is off: these are the gathered one's chunks.)"""
     from netsharp.kernels import conv
 
     monkeypatch.setattr(conv, "CHUNK_FLOATS", floats)
     monkeypatch.setattr(conv, "WORKERS", workers)
+    monkeypatch.setattr(conv, "DIRECT_BACKWARD", False)
     assert_fast_matches_reference(netsharp.compile_file(f"samples/{sample}.ns"), batch=7)
 
 
@@ -497,7 +499,8 @@ def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch
 @given(geometries(), st.integers(1, 9), st.integers(1, 5), st.data())
 def test_direct_forward_matches_reference(geometry, maps, batch, data):
     """kernels.direct's forward (tiles of 4 maps and the 1-3 left over, garbage starts
-    dropped) against the reference, training and inference, on every fully shared
+    dropped) and weight gradient (tiles of 4 maps x 2 kernel cells and what is left of
+    either) against the reference, training and inference, on every fully shared
     convolution whose windows are shifts of one set of cells, however many garbage starts
     it has (the default limit leaves most small geometries to the gathered forward)."""
     from netsharp.kernels import direct

@@ -318,6 +318,7 @@ TRANSPOSED_MIN_CELLS = 64
 # The forward by kernels.direct where a convolution allows it; a module attribute so that
 # tests can compare both ways.
 DIRECT = True
+DIRECT_BACKWARD = True   # the weight gradient too (kernels.direct.weight_gradient)
 # Floats of columns + products per chunk; a module attribute so that tests can force chunks.
 CHUNK_FLOATS = lower.CONV_CHUNK_FLOATS
 # Threads that convolve chunks side by side, each with one-threaded BLAS (kernels.blas): the
@@ -486,6 +487,9 @@ class ConvOp:
         kw = space["kw"] if "kw" in space else self._kernel_rows(w)[:, :, :self.size]
         kw_t = kw.transpose(0, 2, 1)
 
+        # the direct weight gradient: no columns; the chunks then only carry dL/dx
+        direct = self.direct is not None and DIRECT_BACKWARD
+
         def work(bufs, chunks, serial):
             if self.blocks is None:
                 gather, table = gather_outputs, self.outputs
@@ -493,24 +497,33 @@ class ConvOp:
                 gather, table = gather_blocks, self.blocks
             gather = gather.serial if serial else gather
             dkw, part, dbias = bufs["dkw"], bufs["dkw_chunk"], bufs["dbias"]
-            dbias[:] = 0
+            if not direct:
+                dbias[:] = 0
             for i, (start, end) in enumerate(chunks):
                 cols, dout = self._buffers(bufs, start, end)
                 gather(dz[start:end], table, dout)
-                np.matmul(self._gather(x[start:end], bufs, cols, serial),
-                          dout.transpose(0, 2, 1), out=part if i else dkw)
-                if i:
-                    dkw += part
-                dbias += dout.sum(axis=2)  # garbage positions' dout is 0
+                if not direct:
+                    np.matmul(self._gather(x[start:end], bufs, cols, serial),
+                              dout.transpose(0, 2, 1), out=part if i else dkw)
+                    if i:
+                        dkw += part
+                    dbias += dout.sum(axis=2)  # garbage positions' dout is 0
                 if dx is not None:
                     np.matmul(kw_t, dout, out=cols)                # dL/d(cols), in place
                     self._scatter(cols, bufs, dx[start:end], dx_accumulate, serial)
 
-        used = self._run(work, len(x), space)
-        dkw, dbias = used[0]["dkw"], used[0]["dbias"]
-        for bufs in used[1:]:
-            dkw += bufs["dkw"]
-            dbias += bufs["dbias"]
+        if direct:
+            first = space["sets"][0]
+            dkw, dbias = first["dkw"], first["dbias"]
+            self.direct.weight_gradient(x, dz, dkw[0], dbias[0])
+            if dx is not None:
+                self._run(work, len(x), space)
+        else:
+            used = self._run(work, len(x), space)
+            dkw, dbias = used[0]["dkw"], used[0]["dbias"]
+            for bufs in used[1:]:
+                dkw += bufs["dkw"]
+                dbias += bufs["dbias"]
         kernels, dkw = self.t.kernels, dkw.transpose(0, 2, 1)
         if dw_accumulate:
             dw[kernels, :self.size] += dkw

@@ -115,6 +115,155 @@ def _tile(maps: int):
 _tile4, _tile3, _tile2, _tile1 = _tile(4), _tile(3), _tile(2), _tile(1)
 
 
+def _load(builder, pointer, index):
+    """8 floats from pointer[index] on."""
+    place = builder.bitcast(builder.gep(pointer, [index]), _VEC.as_pointer())
+    return builder.load(place, align=4)
+
+
+def _horizontal_sum(builder, vector):
+    """The sum of a vector's 8 floats, halving it three times."""
+    width = LANES
+    while width > 1:
+        width //= 2
+        low = builder.shuffle_vector(vector, vector, ir.Constant(
+            ir.VectorType(_I32, width), list(range(width))))
+        high = builder.shuffle_vector(vector, vector, ir.Constant(
+            ir.VectorType(_I32, width), list(range(width, 2 * width))))
+        vector = builder.fadd(low, high)
+    return builder.extract_element(vector, ir.Constant(_I32, 0))
+
+
+def _weight_tile(maps: int, cells: int):
+    """An intrinsic wtile(d, d_base, d_stride, x, x_base, offsets, k0, count, dkw, m0):
+    dkw[k0 + j, m0 + i] += sum_{q < count} d[d_base + i * d_stride + q]
+    * x[x_base + offsets[k0 + j] + q] for i < maps, j < cells; count a multiple of LANES,
+    dkw (K, M) C-contiguous. 8-float partial sums, added up at the end."""
+
+    @intrinsic
+    def wtile(typingctx, d, d_base, d_stride, x, x_base, offsets, k0, count, dkw, m0):
+        signature = types.void(d, d_base, d_stride, x, x_base, offsets, k0, count, dkw, m0)
+
+        def codegen(context, builder, sig, args):
+            arrays = [context.make_array(sig.args[i])(context, builder, args[i])
+                      for i in (0, 3, 5, 8)]
+            dp, xp, offp, outp = (a.data for a in arrays)
+            d_base, d_stride, x_base, k0, count, m0 = (args[i] for i in (1, 2, 4, 6, 7, 9))
+            width = builder.extract_value(arrays[3].shape, 1)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v8f32")
+            zero = ir.Constant(_VEC, [0.0] * LANES)
+            rows = [builder.add(d_base, builder.mul(d_stride, ir.Constant(_I64, i)))
+                    for i in range(maps)]
+            starts = [builder.add(x_base, builder.load(builder.gep(
+                offp, [builder.add(k0, ir.Constant(_I64, j))]))) for j in range(cells)]
+            entry = builder.block
+            loop = builder.append_basic_block("wtile.loop")
+            done = builder.append_basic_block("wtile.done")
+            builder.cbranch(builder.icmp_signed("<=", count, ir.Constant(_I64, 0)), done, loop)
+
+            builder.position_at_end(loop)
+            q = builder.phi(_I64)
+            q.add_incoming(ir.Constant(_I64, 0), entry)
+            sums = []
+            for _ in range(maps * cells):
+                phi = builder.phi(_VEC)
+                phi.add_incoming(zero, entry)
+                sums.append(phi)
+            grads = [_load(builder, dp, builder.add(row, q)) for row in rows]
+            inputs = [_load(builder, xp, builder.add(start, q)) for start in starts]
+            updated = [builder.call(fma, [grads[i], inputs[j], sums[i * cells + j]])
+                       for i in range(maps) for j in range(cells)]
+            following = builder.add(q, ir.Constant(_I64, LANES))
+            end = builder.block
+            q.add_incoming(following, end)
+            for phi, value in zip(sums, updated):
+                phi.add_incoming(value, end)
+            builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
+
+            builder.position_at_end(done)
+            totals = []
+            for value in updated:
+                total = builder.phi(_VEC)
+                total.add_incoming(zero, entry)
+                total.add_incoming(value, end)
+                totals.append(total)
+            for i in range(maps):
+                for j in range(cells):
+                    index = builder.add(builder.mul(builder.add(k0, ir.Constant(_I64, j)), width),
+                                        builder.add(m0, ir.Constant(_I64, i)))
+                    place = builder.gep(outp, [index])
+                    value = _horizontal_sum(builder, totals[i * cells + j])
+                    builder.store(builder.fadd(builder.load(place), value), place)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return wtile
+
+
+_wtile42, _wtile32, _wtile22, _wtile12 = (_weight_tile(m, 2) for m in (4, 3, 2, 1))
+_wtile41, _wtile31, _wtile21, _wtile11 = (_weight_tile(m, 1) for m in (4, 3, 2, 1))
+
+
+@jit
+def _weight_products(d, xp, first, offsets, dkw):
+    """dkw[k, m] += sum_q d[m, q] * xp[first + offsets[k] + q] over q < d.shape[1] (a
+    multiple of LANES): tiles of 4 maps x 2 kernel cells, then what is left of either."""
+    maps, width = d.shape
+    flat = d.reshape(-1)
+    cells = offsets.size
+    k = 0
+    while k < cells:
+        pair = k + 2 <= cells
+        m = 0
+        while m < maps:
+            left = min(maps - m, 4)
+            base = m * width
+            if pair:
+                if left == 4:
+                    _wtile42(flat, base, width, xp, first, offsets, k, width, dkw, m)
+                elif left == 3:
+                    _wtile32(flat, base, width, xp, first, offsets, k, width, dkw, m)
+                elif left == 2:
+                    _wtile22(flat, base, width, xp, first, offsets, k, width, dkw, m)
+                else:
+                    _wtile12(flat, base, width, xp, first, offsets, k, width, dkw, m)
+            elif left == 4:
+                _wtile41(flat, base, width, xp, first, offsets, k, width, dkw, m)
+            elif left == 3:
+                _wtile31(flat, base, width, xp, first, offsets, k, width, dkw, m)
+            elif left == 2:
+                _wtile21(flat, base, width, xp, first, offsets, k, width, dkw, m)
+            else:
+                _wtile11(flat, base, width, xp, first, offsets, k, width, dkw, m)
+            m += left
+        k += 2 if pair else 1
+
+
+@jit
+def weight_gradient(x, places, buffer_size, offsets, first, dz, blocks, width, dkw, dbias):
+    """dkw[k, m] = sum over samples and grid positions of dout[m, q] * xpad[first +
+    offsets[k] + q], dbias[m] = sum of dout[m, q], with dout[m, q:q + length] = dz[b, node:
+    node + length] for each block (m, q, node, length) and 0 at garbage starts."""
+    maps = dkw.shape[1]
+    dkw[:] = 0
+    dbias[:] = 0
+    d = np.zeros((maps, width), np.float32)
+    for b in range(x.shape[0]):
+        xp = np.zeros(buffer_size, np.float32)
+        xb, dzb = x[b], dz[b]
+        for i in range(places.size):
+            xp[places[i]] = xb[i]
+        for r in range(blocks.shape[0]):
+            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
+            target, source = d[m, q:q + length], dzb[node:node + length]
+            for j in range(length):
+                target[j] = source[j]
+                dbias[m] += source[j]
+        _weight_products(d, xp, first, offsets, dkw)
+
+
 @jit
 def _products(xp, first, offsets, wt, out):
     """out[m, q] = sum_k wt[k, m] * xp[first + offsets[k] + q] for every m, q < out.shape[1]
@@ -184,6 +333,11 @@ class DirectPlan:
         buffer_size = max(int(tables.padded_size), first + int(offsets.max()) + width)
         return DirectPlan(offsets, first, width, tables.pad_cells.astype(np.int64),
                           buffer_size, _output_blocks(tables.grid_outputs[0], steps))
+
+    def weight_gradient(self, x, dz, dkw, dbias):
+        """dkw (K, M) and dbias (M,) of the batch, overwritten."""
+        weight_gradient(x, self.places, self.buffer_size, self.offsets, self.first, dz,
+                        self.blocks, self.width, dkw, dbias)
 
     def forward(self, x, kw, bias, z, accumulate):
         """kw: the kernels (M, K); bias (M,)."""
