@@ -258,9 +258,11 @@ def weight_gradient(x, places, buffer_size, offsets, first, dz, blocks, width, d
         for r in range(blocks.shape[0]):
             m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
             target, source = d[m, q:q + length], dzb[node:node + length]
+            total = 0.0   # a local sum vectorises; adding to dbias[m] in the loop did not
             for j in range(length):
                 target[j] = source[j]
-                dbias[m] += source[j]
+                total += source[j]
+            dbias[m] += total
         _weight_products(d, xp, first, offsets, dkw)
 
 
