@@ -517,19 +517,64 @@ def test_direct_forward_matches_reference(geometry, maps, batch, data):
         assert_inference_matches_reference(network, batch=batch)
 
 
-def test_direct_forward_adds_a_second_bundle_into_the_layer():
-    """Two direct convolutions into one layer (the second adds to the first's outputs) and a
-    layer of 7 maps (a tile of 4 and one of 3)."""
+def _convolution_from_a_hidden_layer(shape, kernel, stride, pad, maps) -> str:
+    """conv_text's program with X a hidden layer (fed by a 4-node input), so that the
+    convolution's dL/dx is computed and checked through the gradient of X's weights."""
+    text = conv_text("convolve", shape, kernel, stride, pad, [True] * len(shape), maps)
+    return text.replace(f"input X {tup(shape)};",
+                        f"input I [4]; hidden X {tup(shape)} tanh from I all;")
+
+
+@SETTINGS
+@given(geometries(), st.integers(1, 6), st.integers(1, 4), st.data())
+def test_direct_input_gradient_matches_reference(geometry, maps, batch, data):
+    """kernels.direct.input_gradient (the forward's adjoint: the output gradient convolved
+    with each channel's cells) against the reference, wherever a channel split exists."""
+    from netsharp.kernels import direct
+
+    shape, kernel, stride, pad = geometry
+    network = netsharp.compile(_convolution_from_a_hidden_layer(shape, kernel, stride, pad,
+                                                                maps))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "MAX_WASTE", 1e9)
+        assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, channels", [
+    ([3, 7, 7], [3, 3, 3], [1, 1, 1], ("auto", [False, True, True]), 3),
+    ([2, 6, 6], [2, 3, 3], [1, 1, 1], None, 2),
+    ([3, 5, 5], [2, 3, 3], [1, 1, 1], None, 1),      # windows slide across channels
+    ([9, 9], [3, 3], [1, 1], ("auto", [True, True]), 1)])
+def test_direct_input_gradient_splits_kernels_into_channels(shape, kernel, stride, pad,
+                                                            channels):
+    """The input gradient sums, for each input cell, only the cells of the channel that
+    reads it: as many channels as the kernel spans where no window slides across them."""
+    from netsharp.kernels import direct
     from netsharp.kernels.conv import ConvOp
 
-    text = ("input X [2, 9, 9]; hidden H [7, 9, 9] tanh { from X convolve { "
+    network = netsharp.compile(_convolution_from_a_hidden_layer(shape, kernel, stride, pad, 4))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "MAX_WASTE", 1e9)
+        step = next(s for s in lower(network).layers if s.name == "H")
+        op = ConvOp(step.bundles[0].tables)
+        assert op.direct.input_plan[0] == channels
+        assert_fast_matches_reference(network, batch=3)
+
+
+def test_direct_forward_adds_a_second_bundle_into_the_layer():
+    """Two direct convolutions into one layer (the second adds to the first's outputs, and
+    its input gradient to the first's) and a layer of 7 maps (a tile of 4 and one of 3)."""
+    from netsharp.kernels.conv import ConvOp
+
+    text = ("input I [4]; hidden X [2, 9, 9] tanh from I all; "
+            "hidden H [7, 9, 9] tanh { from X convolve { "
             "InputShape = [2, 9, 9]; KernelShape = [2, 3, 3]; Padding = [false, true, true]; "
             "MapCount = 7; } from X convolve { InputShape = [2, 9, 9]; KernelShape = [2, 5, 5]; "
             "Padding = [false, true, true]; MapCount = 7; } } "
             "output Y [3] softmax from H all;")
     network = netsharp.compile(text)
-    ops = [ConvOp(b.tables) for b in lower(network).layers[0].bundles]
-    assert all(op.direct is not None for op in ops)
+    ops = [ConvOp(b.tables) for b in lower(network).layers[1].bundles]
+    assert all(op.direct is not None and op.direct.input_plan is not None for op in ops)
     assert_fast_matches_reference(network, batch=4)
     assert_inference_matches_reference(network, batch=4)
 
@@ -558,6 +603,9 @@ def test_sample_convolutions_take_the_fast_layouts():
         ("cntk103d_pool", "C2"), ("lenet", "C3")]
     # the forward without columns for every convolution but C5 (one position: a product)
     assert [key for key, op in ops.items() if op.direct is None] == [("lenet", "C5")]
+    # the input gradient without columns where its products are few enough: C2's 8 channels
+    assert ops["cntk103d_pool", "C2"].direct.input_plan[0] == 8
+    assert ops["lenet", "C3"].direct.input_plan is None   # unpadded: 196 cells, 100 windows
 
 
 @SETTINGS

@@ -516,7 +516,9 @@ class ConvOp:
             first = space["sets"][0]
             dkw, dbias = first["dkw"], first["dbias"]
             self.direct.weight_gradient(x, dz, dkw[0], dbias[0])
-            if dx is not None:
+            if dx is not None and self.direct.input_plan is not None:
+                self.direct.input_gradient(dz, kw[0], dx, dx_accumulate)
+            elif dx is not None:
                 self._run(work, len(x), space)
         else:
             used = self._run(work, len(x), space)

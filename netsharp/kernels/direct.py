@@ -310,13 +310,87 @@ def forward(x, places, buffer_size, offsets, first, wt, bias, blocks, width, z, 
                     d[j] = v[j] + add
 
 
+@jit(parallel=True, work=0)
+def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, width, index, dx,
+                   accumulate):
+    """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, width) the direct
+    products of the output gradient placed in a zero buffer of `maps` rows of `row` floats
+    (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (m, q,
+    node, length)) with the channels' kernels wt (M * J, C): DirectPlan.input_plan."""
+    for b in prange(dz.shape[0]):
+        d = np.zeros(maps * row, np.float32)
+        dzb, dxb = dz[b], dx[b]
+        for r in range(blocks.shape[0]):
+            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
+            target, source = d[m * row + shift + q:], dzb[node:node + length]
+            for j in range(length):
+                target[j] = source[j]
+        out = np.empty((wt.shape[1], width), np.float32)
+        _products(d, first, offsets, wt, out)
+        flat = out.reshape(-1)
+        for i in range(index.size):
+            value = flat[max(index[i], 0)] if index[i] >= 0 else np.float32(0.0)
+            dxb[i] = dxb[i] + value if accumulate else value
+
+
+def _input_plan(offsets, first, width, places, steps, real, maps):
+    """The input gradient as a direct convolution of the output gradient (the forward's
+    adjoint), or None. The kernel cells split into C channels of J cells at the same offsets
+    r[j] from each channel's first (offsets[c * J + j] = base[c] + r[j]): each input cell
+    that a real window reads is read by the cells of one channel only (checked), so the
+    gradient of channel c's cells is sum over maps m and j of w[m, c * J + j] * dout[m,
+    p - first - base[c] - r[j]], a convolution of the maps' output gradients with C output
+    maps, M * J cells and starts p over the span of channel c's input cells. The most
+    channels that allow it (fewest products per cell)."""
+    cells = offsets.size
+    reads = (first + steps[real])[:, None] + offsets[None, :]      # (real starts, K)
+    position = np.full(int(max(reads.max(), places.max())) + 1, -1, np.int64)
+    position[places] = np.arange(places.size)
+    for channels in (c for c in range(cells, 0, -1) if cells % c == 0):
+        per = cells // channels
+        table = offsets.reshape(channels, per)
+        base, pattern = table[:, 0], table[0] - table[0, 0]
+        if not np.array_equal(table - base[:, None], np.broadcast_to(pattern, table.shape)):
+            continue
+        owner = np.full(position.size, -1, np.int64)   # the channel reading each cell
+        clash = False
+        for c in range(channels):
+            read = np.unique(reads[:, c * per:(c + 1) * per])
+            clash = (owner[read] >= 0).any()
+            if clash:
+                break
+            owner[read] = c
+        if clash:
+            continue
+        channel = owner[places]                        # -1: a cell no real window reads
+        relative = places - base[np.maximum(channel, 0)]
+        used = channel >= 0
+        if not used.any():
+            return None
+        low, high = int(relative[used].min()), int(relative[used].max())
+        span = -(-(high - low + 1) // SPAN) * SPAN
+        if span * channels > MAX_WASTE * steps[real].size * channels:
+            return None
+        # d[m, shift + q] holds dout[m, q]: q = low + u - first - pattern[j] >= -shift
+        lowest = low - first - int(pattern.max())
+        shift = max(0, -lowest)
+        row = max(shift + width, shift + low + span - first - int(pattern.min()))
+        cell_offsets = (np.arange(maps)[:, None] * row
+                        + (int(pattern.max()) - pattern)[None, :]).reshape(-1)
+        index = np.where(used, np.maximum(channel, 0) * span + relative - low, -1)
+        return (channels, per, maps, row, shift, shift + lowest, cell_offsets, span,
+                index.astype(np.int64))
+    return None
+
+
 class DirectPlan:
     """What the direct forward needs of a convolution's tables, or None from `make` where
     the windows are not shifts of one set of offsets."""
 
-    def __init__(self, offsets, first, width, places, buffer_size, blocks):
+    def __init__(self, offsets, first, width, places, buffer_size, blocks, input_plan):
         self.offsets, self.first, self.width = offsets, first, width
         self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
+        self.input_plan = input_plan   # _input_plan's, or None
 
     @staticmethod
     def make(tables) -> DirectPlan | None:
@@ -333,8 +407,20 @@ class DirectPlan:
         if width > MAX_WASTE * positions:
             return None
         buffer_size = max(int(tables.padded_size), first + int(offsets.max()) + width)
-        return DirectPlan(offsets, first, width, tables.pad_cells.astype(np.int64),
-                          buffer_size, _output_blocks(tables.grid_outputs[0], steps))
+        places = tables.pad_cells.astype(np.int64)
+        real = (tables.grid_outputs[0] >= 0).any(axis=0)
+        return DirectPlan(offsets, first, width, places, buffer_size,
+                          _output_blocks(tables.grid_outputs[0], steps),
+                          _input_plan(offsets, first, width, places, steps, real, maps))
+
+    def input_gradient(self, dz, kw, dx, accumulate):
+        """dx (+)= dL/dx of the batch; kw: the kernels (M, K)."""
+        channels, per, maps, row, shift, first, offsets, span, index = self.input_plan
+        # wt[(m, j), c] = kw[m, c * J + j]
+        wt = np.ascontiguousarray(kw.reshape(maps, channels, per).transpose(0, 2, 1)
+                                  .reshape(maps * per, channels))
+        input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt, span, index,
+                       dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
         """dkw (K, M) and dbias (M,) of the batch, overwritten."""
