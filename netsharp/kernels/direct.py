@@ -27,6 +27,9 @@ LANES = 8                 # floats in a register (AVX2)
 VECTORS = 2               # registers of consecutive starts in a tile
 SPAN = LANES * VECTORS    # starts per tile
 MAPS = 4                  # maps per tile: 8 accumulators, 2 loads + 4 broadcasts per cell
+# Maps and kernel cells are padded to even counts (zero maps, a repeated cell), so that the
+# kernels need tiles of 4 and 2 maps (of 2 cells) only: each variant is unrolled code that
+# numba compiles on a first run (8 weight tiles took 0.9-1.1 s to compile, 2 take 0.5-0.7).
 # A convolution is computed directly when its starts, in whole tiles, are at most this many
 # times its grid positions (the rest is computed and dropped): cntk103d_pool's C2 has 1.31,
 # lenet's C3 1.44 (its C5, one position in a tile of 16, stays a matrix product).
@@ -112,7 +115,7 @@ def _tile(maps: int):
     return tile
 
 
-_tile4, _tile3, _tile2, _tile1 = _tile(4), _tile(3), _tile(2), _tile(1)
+_tile4, _tile2 = _tile(4), _tile(2)
 
 
 def _load(builder, pointer, index):
@@ -202,50 +205,31 @@ def _weight_tile(maps: int, cells: int):
     return wtile
 
 
-_wtile42, _wtile32, _wtile22, _wtile12 = (_weight_tile(m, 2) for m in (4, 3, 2, 1))
-_wtile41, _wtile31, _wtile21, _wtile11 = (_weight_tile(m, 1) for m in (4, 3, 2, 1))
+_wtile4, _wtile2 = _weight_tile(4, 2), _weight_tile(2, 2)
 
 
 @jit
 def _weight_products(d, xp, first, offsets, dkw):
     """dkw[k, m] += sum_q d[m, q] * xp[first + offsets[k] + q] over q < d.shape[1] (a
-    multiple of LANES): tiles of 4 maps x 2 kernel cells, then what is left of either."""
+    multiple of LANES), M = dkw.shape[1] and K = offsets.size both even: tiles of 4 maps x 2
+    kernel cells, 2 maps for the last of them when M is not a multiple of 4."""
     maps, width = d.shape
     flat = d.reshape(-1)
-    cells = offsets.size
-    k = 0
-    while k < cells:
-        pair = k + 2 <= cells
+    for k in range(0, offsets.size, 2):
         m = 0
-        while m < maps:
-            left = min(maps - m, 4)
-            base = m * width
-            if pair:
-                if left == 4:
-                    _wtile42(flat, base, width, xp, first, offsets, k, width, dkw, m)
-                elif left == 3:
-                    _wtile32(flat, base, width, xp, first, offsets, k, width, dkw, m)
-                elif left == 2:
-                    _wtile22(flat, base, width, xp, first, offsets, k, width, dkw, m)
-                else:
-                    _wtile12(flat, base, width, xp, first, offsets, k, width, dkw, m)
-            elif left == 4:
-                _wtile41(flat, base, width, xp, first, offsets, k, width, dkw, m)
-            elif left == 3:
-                _wtile31(flat, base, width, xp, first, offsets, k, width, dkw, m)
-            elif left == 2:
-                _wtile21(flat, base, width, xp, first, offsets, k, width, dkw, m)
-            else:
-                _wtile11(flat, base, width, xp, first, offsets, k, width, dkw, m)
-            m += left
-        k += 2 if pair else 1
+        while m + MAPS <= maps:
+            _wtile4(flat, m * width, width, xp, first, offsets, k, width, dkw, m)
+            m += MAPS
+        if m < maps:
+            _wtile2(flat, m * width, width, xp, first, offsets, k, width, dkw, m)
 
 
 @jit
 def weight_gradient(x, places, buffer_size, offsets, first, dz, blocks, width, dkw, dbias):
     """dkw[k, m] = sum over samples and grid positions of dout[m, q] * xpad[first +
     offsets[k] + q], dbias[m] = sum of dout[m, q], with dout[m, q:q + length] = dz[b, node:
-    node + length] for each block (m, q, node, length) and 0 at garbage starts."""
+    node + length] for each block (m, q, node, length) and 0 at garbage starts; dkw's
+    dimensions even (DirectPlan.weight_gradient pads them)."""
     maps = dkw.shape[1]
     dkw[:] = 0
     dbias[:] = 0
@@ -269,7 +253,7 @@ def weight_gradient(x, places, buffer_size, offsets, first, dz, blocks, width, d
 @jit
 def _products(xp, first, offsets, wt, out):
     """out[m, q] = sum_k wt[k, m] * xp[first + offsets[k] + q] for every m, q < out.shape[1]
-    (a multiple of SPAN)."""
+    (a multiple of SPAN); M even."""
     maps, width = out.shape
     flat = out.reshape(-1)
     for q in range(0, width, SPAN):
@@ -277,13 +261,8 @@ def _products(xp, first, offsets, wt, out):
         while m + MAPS <= maps:
             _tile4(xp, first + q, offsets, wt, m, flat, m * width + q, width)
             m += MAPS
-        left = maps - m
-        if left == 3:
-            _tile3(xp, first + q, offsets, wt, m, flat, m * width + q, width)
-        elif left == 2:
+        if m < maps:
             _tile2(xp, first + q, offsets, wt, m, flat, m * width + q, width)
-        elif left == 1:
-            _tile1(xp, first + q, offsets, wt, m, flat, m * width + q, width)
 
 
 @jit(parallel=True, work=0)
@@ -316,7 +295,7 @@ def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, width, inde
     """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, width) the direct
     products of the output gradient placed in a zero buffer of `maps` rows of `row` floats
     (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (m, q,
-    node, length)) with the channels' kernels wt (M * J, C): DirectPlan.input_plan."""
+    node, length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan."""
     for b in prange(dz.shape[0]):
         d = np.zeros(maps * row, np.float32)
         dzb, dxb = dz[b], dx[b]
@@ -391,6 +370,9 @@ class DirectPlan:
         self.offsets, self.first, self.width = offsets, first, width
         self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
         self.input_plan = input_plan   # _input_plan's, or None
+        # an odd number of kernel cells gets its first repeated: the weight gradient's tiles
+        # take them in pairs
+        self.even_offsets = offsets if offsets.size % 2 == 0 else np.append(offsets, offsets[0])
 
     @staticmethod
     def make(tables) -> DirectPlan | None:
@@ -417,21 +399,39 @@ class DirectPlan:
         """dx (+)= dL/dx of the batch; kw: the kernels (M, K)."""
         channels, per, maps, row, shift, first, offsets, span, index = self.input_plan
         # wt[(m, j), c] = kw[m, c * J + j]
-        wt = np.ascontiguousarray(kw.reshape(maps, channels, per).transpose(0, 2, 1)
-                                  .reshape(maps * per, channels))
+        wt = _even_columns(kw.reshape(maps, channels, per).transpose(0, 2, 1)
+                           .reshape(maps * per, channels))
         input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt, span, index,
                        dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
         """dkw (K, M) and dbias (M,) of the batch, overwritten."""
-        weight_gradient(x, self.places, self.buffer_size, self.offsets, self.first, dz,
-                        self.blocks, self.width, dkw, dbias)
+        cells, maps = dkw.shape
+        if cells % 2 == 0 and maps % 2 == 0:
+            weight_gradient(x, self.places, self.buffer_size, self.offsets, self.first, dz,
+                            self.blocks, self.width, dkw, dbias)
+            return
+        even_dkw = np.empty((self.even_offsets.size, maps + maps % 2), np.float32)
+        even_dbias = np.empty(even_dkw.shape[1], dbias.dtype)
+        weight_gradient(x, self.places, self.buffer_size, self.even_offsets, self.first, dz,
+                        self.blocks, self.width, even_dkw, even_dbias)
+        dkw[:] = even_dkw[:cells, :maps]
+        dbias[:] = even_dbias[:maps]
 
     def forward(self, x, kw, bias, z, accumulate):
         """kw: the kernels (M, K); bias (M,)."""
-        wt = np.ascontiguousarray(kw.T)
+        wt = _even_columns(kw.T)
         forward(x, self.places, self.buffer_size, self.offsets, self.first, wt, bias,
                 self.blocks, self.width, z, accumulate)
+
+
+def _even_columns(matrix: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy of matrix with a zero column added where its columns are
+    odd (a zero map: the kernels' tiles take 4 or 2 maps)."""
+    rows, columns = matrix.shape
+    even = np.zeros((rows, columns + columns % 2), np.float32)
+    even[:, :columns] = matrix
+    return even
 
 
 def _output_blocks(outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
