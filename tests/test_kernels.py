@@ -7,7 +7,7 @@ from math import prod
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import netsharp
@@ -498,11 +498,12 @@ def test_chunked_training_matches_reference(sample, floats, workers, monkeypatch
 @SETTINGS
 @given(geometries(), st.integers(1, 9), st.integers(1, 5), st.data())
 def test_direct_forward_matches_reference(geometry, maps, batch, data):
-    """kernels.direct's forward (tiles of 4 maps and the 1-3 left over, garbage starts
-    dropped) and weight gradient (tiles of 4 maps x 2 kernel cells and what is left of
-    either) against the reference, training and inference, on every fully shared
-    convolution whose windows are shifts of one set of cells, however many garbage starts
-    it has (the default limit leaves most small geometries to the gathered forward)."""
+    """kernels.direct's forward (tiles of 4 maps and one of 2, maps padded to an even count,
+    garbage starts dropped) and weight gradient (tiles of 4 or 2 maps x 2 kernel cells, an
+    odd kernel's first cell repeated) against the reference, training and inference, on
+    every fully shared convolution whose windows are shifts of one set of cells, however
+    many garbage starts it has (the default limit leaves some small geometries to the
+    gathered forward)."""
     from netsharp.kernels import direct
 
     shape, kernel, stride, pad = geometry
@@ -511,10 +512,51 @@ def test_direct_forward_matches_reference(geometry, maps, batch, data):
     tables = lower(network).layers[0].bundles[0].tables
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(direct, "MAX_WASTE", 1e9)
+        patch.setattr(direct, "GATHERED_CELL", 1e9)
+        patch.setattr(direct, "MIN_WEIGHT_STARTS", 0)
         plan = direct.DirectPlan.make(tables)
         assert plan is not None or len(shape) > 1 and any(s > 1 for s in stride[:-1])
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
         assert_inference_matches_reference(network, batch=batch)
+
+
+@SETTINGS
+@given(geometries(max_rank=3), st.integers(1, 6), st.integers(1, 4), st.data())
+def test_direct_forward_of_unshared_kernels_matches_reference(geometry, maps, batch, data):
+    """Kernels not shared along some dimension: a group of kernels for each position there,
+    each group's windows the same shifts from the group's own first cell (basic_conv's C2);
+    the direct forward and weight gradient take the groups in turn."""
+    from netsharp.kernels import direct
+
+    shape, kernel, stride, pad = geometry
+    sharing = [data.draw(st.booleans()) for _ in shape]
+    assume(not all(sharing))
+    network = netsharp.compile(conv_text("convolve", shape, kernel, stride, pad, sharing,
+                                         maps))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "GATHERED_CELL", 1e9)
+        patch.setattr(direct, "MIN_WEIGHT_STARTS", 0)
+        assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
+        assert_inference_matches_reference(network, batch=batch)
+
+
+@pytest.mark.parametrize("maps, pad", [(10, None), (3, ("auto", [False, True, True]))])
+def test_direct_convolution_in_groups(maps, pad):
+    """basic_conv's C2 (5 groups of kernels, one per input map, stride 2) and an odd map
+    count with padding: computed directly, forward and backward, as the reference does."""
+    from netsharp.kernels import direct
+    from netsharp.kernels.conv import ConvOp
+
+    text = _convolution_from_a_hidden_layer([5, 12, 12], [1, 5, 5], [1, 2, 2], pad, maps)
+    network = netsharp.compile(text.replace("Sharing = [true, true, true]",
+                                            "Sharing = [false, true, true]"))
+    op = ConvOp(next(s for s in lower(network).layers if s.name == "H").bundles[0].tables)
+    assert op.groups == 5 and op.direct is not None and op.direct.input_plan is None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "MIN_WEIGHT_STARTS", 0)
+        assert_fast_matches_reference(network, batch=3)
+    assert_fast_matches_reference(network, batch=3)        # the gathered weight gradient
+    assert_inference_matches_reference(network, batch=3)
 
 
 def _convolution_from_a_hidden_layer(shape, kernel, stride, pad, maps) -> str:
@@ -537,6 +579,8 @@ def test_direct_input_gradient_matches_reference(geometry, maps, batch, data):
                                                                 maps))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(direct, "MAX_WASTE", 1e9)
+        patch.setattr(direct, "GATHERED_CELL", 1e9)
+        patch.setattr(direct, "MIN_WEIGHT_STARTS", 0)
         assert_fast_matches_reference(network, seed=data.draw(st.integers(0, 99)), batch=batch)
 
 
@@ -555,6 +599,8 @@ def test_direct_input_gradient_splits_kernels_into_channels(shape, kernel, strid
     network = netsharp.compile(_convolution_from_a_hidden_layer(shape, kernel, stride, pad, 4))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(direct, "MAX_WASTE", 1e9)
+        patch.setattr(direct, "GATHERED_CELL", 1e9)
+        patch.setattr(direct, "MIN_WEIGHT_STARTS", 0)
         step = next(s for s in lower(network).layers if s.name == "H")
         op = ConvOp(step.bundles[0].tables)
         assert op.direct.input_plan[0] == channels
@@ -603,6 +649,7 @@ def test_sample_convolutions_take_the_fast_layouts():
         ("cntk103d_pool", "C2"), ("lenet", "C3")]
     # the forward without columns for every convolution but C5 (one position: a product)
     assert [key for key, op in ops.items() if op.direct is None] == [("lenet", "C5")]
+    assert all(op.direct.weights for op in ops.values() if op.direct is not None)
     # the input gradient without columns where its products are few enough: C2's 8 channels
     assert ops["cntk103d_pool", "C2"].direct.input_plan[0] == 8
     assert ops["lenet", "C3"].direct.input_plan is None   # unpadded: 196 cells, 100 windows

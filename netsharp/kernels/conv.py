@@ -459,7 +459,7 @@ class ConvOp:
         space["kw"] = kw = rows[:, :, :self.size]
         bias = np.ascontiguousarray(rows[:, :, self.size])
         if self.direct is not None:
-            self.direct.forward(x, kw[0], bias[0], z, accumulate)
+            self.direct.forward(x, kw, bias, z, accumulate)
             return
 
         def work(bufs, chunks, serial):
@@ -488,7 +488,7 @@ class ConvOp:
         kw_t = kw.transpose(0, 2, 1)
 
         # the direct weight gradient: no columns; the chunks then only carry dL/dx
-        direct = self.direct is not None and DIRECT_BACKWARD
+        direct = self.direct is not None and self.direct.weights and DIRECT_BACKWARD
 
         def work(bufs, chunks, serial):
             if self.blocks is None:
@@ -515,7 +515,7 @@ class ConvOp:
         if direct:
             first = space["sets"][0]
             dkw, dbias = first["dkw"], first["dbias"]
-            self.direct.weight_gradient(x, dz, dkw[0], dbias[0])
+            self.direct.weight_gradient(x, dz, dkw, dbias)
             if dx is not None and self.direct.input_plan is not None:
                 self.direct.input_gradient(dz, kw[0], dx, dx_accumulate)
             elif dx is not None:

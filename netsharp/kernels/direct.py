@@ -1,5 +1,6 @@
 """Direct convolution: a forward without gathered columns, for convolutions whose windows are
-one set of offsets shifted along the padded input (lower's grid, strided sweeps in phases).
+one set of offsets shifted along the padded input (lower's grid, strided sweeps in phases),
+in each group of kernels the same shifts from the group's own first cell.
 
 Where grid_table[0, s, k] = start[s] + offset[k], the output of map m at grid position s is
 sum_k W[m, k] * xpad[start[s] + offset[k]]: over a run of consecutive starts, kernel cell k
@@ -30,10 +31,22 @@ MAPS = 4                  # maps per tile: 8 accumulators, 2 loads + 4 broadcast
 # Maps and kernel cells are padded to even counts (zero maps, a repeated cell), so that the
 # kernels need tiles of 4 and 2 maps (of 2 cells) only: each variant is unrolled code that
 # numba compiles on a first run (8 weight tiles took 0.9-1.1 s to compile, 2 take 0.5-0.7).
-# A convolution is computed directly when its starts, in whole tiles, are at most this many
-# times its grid positions (the rest is computed and dropped): cntk103d_pool's C2 has 1.31,
-# lenet's C3 1.44 (its C5, one position in a tile of 16, stays a matrix product).
+# A convolution is computed directly unless the products at garbage starts (those in its
+# whole tiles beyond its grid positions, computed and dropped) outnumber GATHERED_CELL
+# products a position and kernel cell: gathering a cell into columns costs about as much
+# (2-2.5 ns against 0.1-0.15 for a tile's multiply-add, AMD EPYC). Per map of a group:
+# cntk103d_pool's C2 has 0.31 garbage starts a position (16 maps: 4.9 products), lenet's C3
+# 0.44 (7.0), basic_conv's C2 1.0 (10 maps: 10); a one-position layer (lenet's C5 were it
+# not read in place: 15 garbage starts, 120 maps) stays a matrix product.
+GATHERED_CELL = 16
+# The input gradient is computed directly when its starts are at most this many times the
+# positions it needs.
 MAX_WASTE = 1.6
+# The weight gradient's tiles loop over a group's starts 8 at a time, then add up and store
+# their 8 partial sums: below this many starts that end costs more than the gathered
+# columns it saves (basic_conv's C2, 32 starts: a backward 1.09x the gathered one's time at
+# 32 samples; cntk103d_pool's C2, 256 starts: 0.9x).
+MIN_WEIGHT_STARTS = 64
 
 _F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
@@ -225,29 +238,31 @@ def _weight_products(d, xp, first, offsets, dkw):
 
 
 @jit
-def weight_gradient(x, places, buffer_size, offsets, first, dz, blocks, width, dkw, dbias):
-    """dkw[k, m] = sum over samples and grid positions of dout[m, q] * xpad[first +
-    offsets[k] + q], dbias[m] = sum of dout[m, q], with dout[m, q:q + length] = dz[b, node:
-    node + length] for each block (m, q, node, length) and 0 at garbage starts; dkw's
-    dimensions even (DirectPlan.weight_gradient pads them)."""
-    maps = dkw.shape[1]
+def weight_gradient(x, places, buffer_size, offsets, firsts, dz, blocks, width, dkw, dbias):
+    """dkw[g, k, m] = sum over samples and grid positions of dout[g, m, q] * xpad[firsts[g] +
+    offsets[k] + q], dbias[g, m] = sum of dout[g, m, q], with dout[g, m, q:q + length] =
+    dz[b, node:node + length] for each block (g, m, q, node, length) and 0 at garbage starts;
+    dkw's last two dimensions even (DirectPlan.weight_gradient pads them)."""
+    groups, maps = dkw.shape[0], dkw.shape[2]
     dkw[:] = 0
     dbias[:] = 0
-    d = np.zeros((maps, width), np.float32)
+    d = np.zeros((groups, maps, width), np.float32)
     for b in range(x.shape[0]):
         xp = np.zeros(buffer_size, np.float32)
         xb, dzb = x[b], dz[b]
         for i in range(places.size):
             xp[places[i]] = xb[i]
         for r in range(blocks.shape[0]):
-            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
-            target, source = d[m, q:q + length], dzb[node:node + length]
-            total = 0.0   # a local sum vectorises; adding to dbias[m] in the loop did not
+            g, m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3], \
+                blocks[r, 4]
+            target, source = d[g, m, q:q + length], dzb[node:node + length]
+            total = 0.0   # a local sum vectorises; adding to dbias[g, m] in the loop did not
             for j in range(length):
                 target[j] = source[j]
                 total += source[j]
-            dbias[m] += total
-        _weight_products(d, xp, first, offsets, dkw)
+            dbias[g, m] += total
+        for g in range(groups):
+            _weight_products(d[g], xp, firsts[g], offsets, dkw[g])
 
 
 @jit
@@ -266,21 +281,23 @@ def _products(xp, first, offsets, wt, out):
 
 
 @jit(parallel=True, work=0)
-def forward(x, places, buffer_size, offsets, first, wt, bias, blocks, width, z, accumulate):
-    """z[b, node:node + length] (+)= out[m, q:q + length] + bias[m] for each block (m, q, node,
-    length), out = the direct products of sample b's input placed in a zero buffer
-    (xpad[places[i]] = x[b, i])."""
-    maps = wt.shape[1]
+def forward(x, places, buffer_size, offsets, firsts, wt, bias, blocks, width, z, accumulate):
+    """z[b, node:node + length] (+)= out[g, m, q:q + length] + bias[g, m] for each block (g, m,
+    q, node, length), out[g] = the direct products of group g's kernels wt[g] (K, M) from
+    firsts[g] on in sample b's input placed in a zero buffer (xpad[places[i]] = x[b, i])."""
+    groups, maps = wt.shape[0], wt.shape[2]
     for b in prange(x.shape[0]):
         xp = np.zeros(buffer_size, np.float32)
         xb, zb = x[b], z[b]
         for i in range(places.size):
             xp[places[i]] = xb[i]
-        out = np.empty((maps, width), np.float32)
-        _products(xp, first, offsets, wt, out)
+        out = np.empty((groups, maps, width), np.float32)
+        for g in range(groups):
+            _products(xp, firsts[g], offsets, wt[g], out[g])
         for r in range(blocks.shape[0]):
-            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
-            d, v, add = zb[node:node + length], out[m, q:q + length], bias[m]
+            g, m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3], \
+                blocks[r, 4]
+            d, v, add = zb[node:node + length], out[g, m, q:q + length], bias[g, m]
             if accumulate:
                 for j in range(length):
                     d[j] += v[j] + add
@@ -294,13 +311,14 @@ def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, width, inde
                    accumulate):
     """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, width) the direct
     products of the output gradient placed in a zero buffer of `maps` rows of `row` floats
-    (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (m, q,
-    node, length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan."""
+    (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (0, m, q,
+    node, length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan
+    (one group)."""
     for b in prange(dz.shape[0]):
         d = np.zeros(maps * row, np.float32)
         dzb, dxb = dz[b], dx[b]
         for r in range(blocks.shape[0]):
-            m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3]
+            m, q, node, length = blocks[r, 1], blocks[r, 2], blocks[r, 3], blocks[r, 4]
             target, source = d[m * row + shift + q:], dzb[node:node + length]
             for j in range(length):
                 target[j] = source[j]
@@ -363,13 +381,14 @@ def _input_plan(offsets, first, width, places, steps, real, maps):
 
 
 class DirectPlan:
-    """What the direct forward needs of a convolution's tables, or None from `make` where
-    the windows are not shifts of one set of offsets."""
+    """What the direct kernels need of a convolution's tables, or None from `make` where the
+    windows are not shifts of one set of offsets (the same in every group of kernels)."""
 
-    def __init__(self, offsets, first, width, places, buffer_size, blocks, input_plan):
-        self.offsets, self.first, self.width = offsets, first, width
+    def __init__(self, offsets, firsts, width, places, buffer_size, blocks, input_plan):
+        self.offsets, self.firsts, self.width = offsets, firsts, width
         self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
         self.input_plan = input_plan   # _input_plan's, or None
+        self.weights = width >= MIN_WEIGHT_STARTS   # whether weight_gradient pays
         # an odd number of kernel cells gets its first repeated: the weight gradient's tiles
         # take them in pairs
         self.even_offsets = offsets if offsets.size % 2 == 0 else np.append(offsets, offsets[0])
@@ -377,26 +396,29 @@ class DirectPlan:
     @staticmethod
     def make(tables) -> DirectPlan | None:
         groups, maps, positions = tables.grid_outputs.shape
-        if groups != 1 or not np.array_equal(tables.kernels[0], np.arange(maps)):
+        grid = tables.grid_table.astype(np.int64)                  # (G, S, K)
+        starts, offsets = grid[:, :, 0], grid[0, 0] - grid[0, 0, 0]
+        if not np.array_equal(grid, starts[:, :, None] + offsets):
             return None
-        grid = tables.grid_table[0].astype(np.int64)               # (S, K)
-        starts, offsets = grid[:, 0], grid[0] - grid[0, 0]
-        if not np.array_equal(grid, starts[:, None] + offsets[None, :]):
+        firsts = starts.min(axis=1)
+        steps = starts[0] - firsts[0]
+        if not np.array_equal(starts - firsts[:, None], np.broadcast_to(steps, starts.shape)):
             return None
-        first = int(starts.min())
-        steps = starts - first
         width = -(-(int(steps.max()) + 1) // SPAN) * SPAN   # whole tiles
-        if width > MAX_WASTE * positions:
+        if (width - positions) * maps > GATHERED_CELL * positions:
             return None
-        buffer_size = max(int(tables.padded_size), first + int(offsets.max()) + width)
+        buffer_size = max(int(tables.padded_size), int(firsts.max() + offsets.max()) + width)
         places = tables.pad_cells.astype(np.int64)
-        real = (tables.grid_outputs[0] >= 0).any(axis=0)
-        return DirectPlan(offsets, first, width, places, buffer_size,
-                          _output_blocks(tables.grid_outputs[0], steps),
-                          _input_plan(offsets, first, width, places, steps, real, maps))
+        blocks = np.concatenate([_output_blocks(g, tables.grid_outputs[g], steps)
+                                 for g in range(groups)])
+        input_plan = None
+        if groups == 1:
+            real = (tables.grid_outputs[0] >= 0).any(axis=0)
+            input_plan = _input_plan(offsets, int(firsts[0]), width, places, steps, real, maps)
+        return DirectPlan(offsets, firsts, width, places, buffer_size, blocks, input_plan)
 
     def input_gradient(self, dz, kw, dx, accumulate):
-        """dx (+)= dL/dx of the batch; kw: the kernels (M, K)."""
+        """dx (+)= dL/dx of the batch; kw: the kernels (M, K) of the one group."""
         channels, per, maps, row, shift, first, offsets, span, index = self.input_plan
         # wt[(m, j), c] = kw[m, c * J + j]
         wt = _even_columns(kw.reshape(maps, channels, per).transpose(0, 2, 1)
@@ -405,38 +427,43 @@ class DirectPlan:
                        dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
-        """dkw (K, M) and dbias (M,) of the batch, overwritten."""
-        cells, maps = dkw.shape
+        """dkw (G, K, M) and dbias (G, M) of the batch, overwritten."""
+        groups, cells, maps = dkw.shape
         if cells % 2 == 0 and maps % 2 == 0:
-            weight_gradient(x, self.places, self.buffer_size, self.offsets, self.first, dz,
+            weight_gradient(x, self.places, self.buffer_size, self.offsets, self.firsts, dz,
                             self.blocks, self.width, dkw, dbias)
             return
-        even_dkw = np.empty((self.even_offsets.size, maps + maps % 2), np.float32)
-        even_dbias = np.empty(even_dkw.shape[1], dbias.dtype)
-        weight_gradient(x, self.places, self.buffer_size, self.even_offsets, self.first, dz,
+        even_dkw = np.empty((groups, self.even_offsets.size, maps + maps % 2), np.float32)
+        even_dbias = np.empty((groups, even_dkw.shape[2]), dbias.dtype)
+        weight_gradient(x, self.places, self.buffer_size, self.even_offsets, self.firsts, dz,
                         self.blocks, self.width, even_dkw, even_dbias)
-        dkw[:] = even_dkw[:cells, :maps]
-        dbias[:] = even_dbias[:maps]
+        dkw[:] = even_dkw[:, :cells, :maps]
+        dbias[:] = even_dbias[:, :maps]
 
     def forward(self, x, kw, bias, z, accumulate):
-        """kw: the kernels (M, K); bias (M,)."""
-        wt = _even_columns(kw.T)
-        forward(x, self.places, self.buffer_size, self.offsets, self.first, wt, bias,
+        """kw: the kernels (G, M, K); bias (G, M)."""
+        wt = _even_maps(kw.transpose(0, 2, 1))
+        forward(x, self.places, self.buffer_size, self.offsets, self.firsts, wt, bias,
                 self.blocks, self.width, z, accumulate)
 
 
 def _even_columns(matrix: np.ndarray) -> np.ndarray:
     """A C-contiguous float32 copy of matrix with a zero column added where its columns are
     odd (a zero map: the kernels' tiles take 4 or 2 maps)."""
-    rows, columns = matrix.shape
-    even = np.zeros((rows, columns + columns % 2), np.float32)
-    even[:, :columns] = matrix
+    return _even_maps(matrix[None])[0]
+
+
+def _even_maps(stack: np.ndarray) -> np.ndarray:
+    """_even_columns of each matrix of a (G, K, M) stack."""
+    groups, rows, columns = stack.shape
+    even = np.zeros((groups, rows, columns + columns % 2), np.float32)
+    even[:, :, :columns] = stack
     return even
 
 
-def _output_blocks(outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """(m, q, node, length) runs over each map's grid positions along which both the start
-    q and the output node advance by one; garbage positions (node -1) are left out."""
+def _output_blocks(group: int, outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(group, m, q, node, length) runs over each map's grid positions along which both the
+    start q and the output node advance by one; garbage positions (node -1) are left out."""
     maps, positions = outputs.shape
     rows = []
     for m in range(maps):
@@ -448,5 +475,5 @@ def _output_blocks(outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
         breaks = np.flatnonzero((np.diff(q) != 1) | (np.diff(node) != 1)) + 1
         begins = np.concatenate(([0], breaks))
         lengths = np.diff(np.concatenate((begins, [real.size])))
-        rows += [(m, q[b], node[b], n) for b, n in zip(begins, lengths)]
-    return np.array(rows, np.int64).reshape(-1, 4)
+        rows += [(group, m, q[b], node[b], n) for b, n in zip(begins, lengths)]
+    return np.array(rows, np.int64).reshape(-1, 5)
