@@ -559,6 +559,38 @@ def test_direct_convolution_in_groups(maps, pad):
     assert_inference_matches_reference(network, batch=3)
 
 
+@SETTINGS
+@given(st.lists(st.integers(0, 200), min_size=1, max_size=60, unique=True), st.data())
+def test_direct_tiles_hold_every_real_start_once(starts, data):
+    """The forward's tiles (direct._cover): each real position's start lies in a tile and
+    lands at its own place in their output; no more tiles than consecutive ones would take."""
+    from netsharp.kernels import direct
+
+    steps = np.array(sorted(starts), np.int64)
+    real = np.array(data.draw(st.lists(st.booleans(), min_size=len(steps),
+                                       max_size=len(steps))))
+    assume(real.any())
+    tiles, placed = direct._cover(steps, real)
+    span = direct.SPAN
+    for step, where in zip(steps[real], placed[real]):
+        t = where // span
+        assert tiles[t] <= step < tiles[t] + span and where == t * span + step - tiles[t]
+    assert len(set(placed[real].tolist())) == real.sum()
+    assert tiles.size <= -(-(steps[real].max() - steps[real].min() + 1) // span)
+
+
+def test_direct_tiles_skip_the_padding_columns():
+    """cntk103d_pool's C2: 14 positions a row in rows of 18 padded cells, a tile per row (224
+    starts computed for 196 positions) where consecutive tiles compute 256."""
+    from netsharp.kernels.conv import ConvOp
+
+    step = next(s for s in lower(netsharp.compile_file("samples/cntk103d_pool.ns")).layers
+                if s.name == "C2")
+    plan = ConvOp(step.bundles[0].tables).direct
+    assert plan.tiles.tolist() == [18 * row for row in range(14)]
+    assert plan.width == 256
+
+
 def _convolution_from_a_hidden_layer(shape, kernel, stride, pad, maps) -> str:
     """conv_text's program with X a hidden layer (fed by a 4-node input), so that the
     convolution's dL/dx is computed and checked through the gradient of X's weights."""

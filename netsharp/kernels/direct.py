@@ -266,26 +266,28 @@ def weight_gradient(x, places, buffer_size, offsets, firsts, dz, blocks, width, 
 
 
 @jit
-def _products(xp, first, offsets, wt, out):
-    """out[m, q] = sum_k wt[k, m] * xp[first + offsets[k] + q] for every m, q < out.shape[1]
-    (a multiple of SPAN); M even."""
+def _products(xp, first, tiles, offsets, wt, out):
+    """out[m, t * SPAN + j] = sum_k wt[k, m] * xp[first + offsets[k] + tiles[t] + j] for
+    every map m (M even), tile t and j < SPAN; out (M, tiles.size * SPAN)."""
     maps, width = out.shape
     flat = out.reshape(-1)
-    for q in range(0, width, SPAN):
+    for t in range(tiles.size):
+        q, column = tiles[t], t * SPAN
         m = 0
         while m + MAPS <= maps:
-            _tile4(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+            _tile4(xp, first + q, offsets, wt, m, flat, m * width + column, width)
             m += MAPS
         if m < maps:
-            _tile2(xp, first + q, offsets, wt, m, flat, m * width + q, width)
+            _tile2(xp, first + q, offsets, wt, m, flat, m * width + column, width)
 
 
 @jit(parallel=True, work=0)
-def forward(x, places, buffer_size, offsets, firsts, wt, bias, blocks, width, z, accumulate):
+def forward(x, places, buffer_size, offsets, firsts, tiles, wt, bias, blocks, z, accumulate):
     """z[b, node:node + length] (+)= out[g, m, q:q + length] + bias[g, m] for each block (g, m,
-    q, node, length), out[g] = the direct products of group g's kernels wt[g] (K, M) from
-    firsts[g] on in sample b's input placed in a zero buffer (xpad[places[i]] = x[b, i])."""
-    groups, maps = wt.shape[0], wt.shape[2]
+    q, node, length), out[g] = the direct products (_products: the tiles' starts side by side)
+    of group g's kernels wt[g] (K, M) from firsts[g] on in sample b's input placed in a zero
+    buffer (xpad[places[i]] = x[b, i])."""
+    groups, maps, width = wt.shape[0], wt.shape[2], tiles.size * SPAN
     for b in prange(x.shape[0]):
         xp = np.zeros(buffer_size, np.float32)
         xb, zb = x[b], z[b]
@@ -293,7 +295,7 @@ def forward(x, places, buffer_size, offsets, firsts, wt, bias, blocks, width, z,
             xp[places[i]] = xb[i]
         out = np.empty((groups, maps, width), np.float32)
         for g in range(groups):
-            _products(xp, firsts[g], offsets, wt[g], out[g])
+            _products(xp, firsts[g], tiles, offsets, wt[g], out[g])
         for r in range(blocks.shape[0]):
             g, m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3], \
                 blocks[r, 4]
@@ -307,10 +309,11 @@ def forward(x, places, buffer_size, offsets, firsts, wt, bias, blocks, width, z,
 
 
 @jit(parallel=True, work=0)
-def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, width, index, dx,
+def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, tiles, index, dx,
                    accumulate):
     """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, width) the direct
-    products of the output gradient placed in a zero buffer of `maps` rows of `row` floats
+    products (tiles: consecutive) of the output gradient placed in a zero buffer of `maps` rows
+    of `row` floats
     (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (0, m, q,
     node, length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan
     (one group)."""
@@ -322,8 +325,8 @@ def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, width, inde
             target, source = d[m * row + shift + q:], dzb[node:node + length]
             for j in range(length):
                 target[j] = source[j]
-        out = np.empty((wt.shape[1], width), np.float32)
-        _products(d, first, offsets, wt, out)
+        out = np.empty((wt.shape[1], tiles.size * SPAN), np.float32)
+        _products(d, first, tiles, offsets, wt, out)
         flat = out.reshape(-1)
         for i in range(index.size):
             value = flat[max(index[i], 0)] if index[i] >= 0 else np.float32(0.0)
@@ -384,9 +387,12 @@ class DirectPlan:
     """What the direct kernels need of a convolution's tables, or None from `make` where the
     windows are not shifts of one set of offsets (the same in every group of kernels)."""
 
-    def __init__(self, offsets, firsts, width, places, buffer_size, blocks, input_plan):
+    def __init__(self, offsets, firsts, width, places, buffer_size, blocks, tiles,
+                 forward_blocks, input_plan):
         self.offsets, self.firsts, self.width = offsets, firsts, width
         self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
+        # the forward's tiles (their first starts) and its blocks in their output
+        self.tiles, self.forward_blocks = tiles, forward_blocks
         self.input_plan = input_plan   # _input_plan's, or None
         self.weights = width >= MIN_WEIGHT_STARTS   # whether weight_gradient pays
         # an odd number of kernel cells gets its first repeated: the weight gradient's tiles
@@ -405,17 +411,21 @@ class DirectPlan:
         if not np.array_equal(starts - firsts[:, None], np.broadcast_to(steps, starts.shape)):
             return None
         width = -(-(int(steps.max()) + 1) // SPAN) * SPAN   # whole tiles
-        if (width - positions) * maps > GATHERED_CELL * positions:
+        real = (tables.grid_outputs >= 0).any(axis=(0, 1))
+        tiles, placed = _cover(steps, real)
+        if (tiles.size * SPAN - positions) * maps > GATHERED_CELL * positions:
             return None
-        buffer_size = max(int(tables.padded_size), int(firsts.max() + offsets.max()) + width)
+        reach = max(width, int(tiles[-1]) + SPAN)
+        buffer_size = max(int(tables.padded_size), int(firsts.max() + offsets.max()) + reach)
         places = tables.pad_cells.astype(np.int64)
-        blocks = np.concatenate([_output_blocks(g, tables.grid_outputs[g], steps)
-                                 for g in range(groups)])
+        blocks, forward_blocks = (np.concatenate([
+            _output_blocks(g, tables.grid_outputs[g], where) for g in range(groups)])
+            for where in (steps, placed))
         input_plan = None
         if groups == 1:
-            real = (tables.grid_outputs[0] >= 0).any(axis=0)
             input_plan = _input_plan(offsets, int(firsts[0]), width, places, steps, real, maps)
-        return DirectPlan(offsets, firsts, width, places, buffer_size, blocks, input_plan)
+        return DirectPlan(offsets, firsts, width, places, buffer_size, blocks, tiles,
+                          forward_blocks, input_plan)
 
     def input_gradient(self, dz, kw, dx, accumulate):
         """dx (+)= dL/dx of the batch; kw: the kernels (M, K) of the one group."""
@@ -423,8 +433,8 @@ class DirectPlan:
         # wt[(m, j), c] = kw[m, c * J + j]
         wt = _even_columns(kw.reshape(maps, channels, per).transpose(0, 2, 1)
                            .reshape(maps * per, channels))
-        input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt, span, index,
-                       dx, accumulate)
+        input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt,
+                       np.arange(0, span, SPAN), index, dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
         """dkw (G, K, M) and dbias (G, M) of the batch, overwritten."""
@@ -443,8 +453,8 @@ class DirectPlan:
     def forward(self, x, kw, bias, z, accumulate):
         """kw: the kernels (G, M, K); bias (G, M)."""
         wt = _even_maps(kw.transpose(0, 2, 1))
-        forward(x, self.places, self.buffer_size, self.offsets, self.firsts, wt, bias,
-                self.blocks, self.width, z, accumulate)
+        forward(x, self.places, self.buffer_size, self.offsets, self.firsts, self.tiles, wt,
+                bias, self.forward_blocks, z, accumulate)
 
 
 def _even_columns(matrix: np.ndarray) -> np.ndarray:
@@ -459,6 +469,23 @@ def _even_maps(stack: np.ndarray) -> np.ndarray:
     even = np.zeros((groups, rows, columns + columns % 2), np.float32)
     even[:, :, :columns] = stack
     return even
+
+
+def _cover(steps: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forward's tiles: the fewest runs of SPAN starts that hold every real position's
+    start (greedily, from the lowest), and where each position's start lands in the tiles'
+    output (tile t's starts at t * SPAN on; -1 for a garbage position left out). A padded
+    image row of 14 positions in 18 cells (cntk103d_pool's C2) takes one tile instead of
+    the 18 of consecutive tiles."""
+    tiles = []
+    for step in np.unique(steps[real]):
+        if not tiles or step >= tiles[-1] + SPAN:
+            tiles.append(int(step))
+    tiles = np.array(tiles, np.int64)
+    tile = np.searchsorted(tiles, steps, side="right") - 1
+    inside = (tile >= 0) & (steps - tiles[np.maximum(tile, 0)] < SPAN)
+    placed = np.where(inside, tile * SPAN + steps - tiles[np.maximum(tile, 0)], -1)
+    return tiles, placed
 
 
 def _output_blocks(group: int, outputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
