@@ -311,12 +311,11 @@ def forward(x, places, buffer_size, offsets, firsts, tiles, wt, bias, blocks, z,
 @jit(parallel=True, work=0)
 def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, tiles, index, dx,
                    accumulate):
-    """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, width) the direct
-    products (tiles: consecutive) of the output gradient placed in a zero buffer of `maps` rows
-    of `row` floats
-    (d[m, shift + q:shift + q + length] = dz[b, node:node + length] for each block (0, m, q,
-    node, length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan
-    (one group)."""
+    """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, tiles.size * SPAN) the
+    direct products (consecutive tiles) of the output gradient placed in a zero buffer of
+    `maps` rows of `row` floats (d[m, shift + q:shift + q + length] = dz[b, node:node +
+    length] for each block (0, m, q, node, length)) with the channels' kernels wt (M * J, C),
+    C even: DirectPlan.input_plan (one group)."""
     for b in prange(dz.shape[0]):
         d = np.zeros(maps * row, np.float32)
         dzb, dxb = dz[b], dx[b]
@@ -378,8 +377,9 @@ def _input_plan(offsets, first, width, places, steps, real, maps):
         cell_offsets = (np.arange(maps)[:, None] * row
                         + (int(pattern.max()) - pattern)[None, :]).reshape(-1)
         index = np.where(used, np.maximum(channel, 0) * span + relative - low, -1)
-        return (channels, per, maps, row, shift, shift + lowest, cell_offsets, span,
-                index.astype(np.int64))
+        # the products' tiles run consecutively over each channel's span
+        return (channels, per, maps, row, shift, shift + lowest, cell_offsets,
+                np.arange(0, span, SPAN), index.astype(np.int64))
     return None
 
 
@@ -429,12 +429,12 @@ class DirectPlan:
 
     def input_gradient(self, dz, kw, dx, accumulate):
         """dx (+)= dL/dx of the batch; kw: the kernels (M, K) of the one group."""
-        channels, per, maps, row, shift, first, offsets, span, index = self.input_plan
+        channels, per, maps, row, shift, first, offsets, tiles, index = self.input_plan
         # wt[(m, j), c] = kw[m, c * J + j]
         wt = _even_columns(kw.reshape(maps, channels, per).transpose(0, 2, 1)
                            .reshape(maps * per, channels))
-        input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt,
-                       np.arange(0, span, SPAN), index, dx, accumulate)
+        input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt, tiles, index,
+                       dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
         """dkw (G, K, M) and dbias (G, M) of the batch, overwritten."""
@@ -483,8 +483,8 @@ def _cover(steps: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             tiles.append(int(step))
     tiles = np.array(tiles, np.int64)
     tile = np.searchsorted(tiles, steps, side="right") - 1
-    inside = (tile >= 0) & (steps - tiles[np.maximum(tile, 0)] < SPAN)
-    placed = np.where(inside, tile * SPAN + steps - tiles[np.maximum(tile, 0)], -1)
+    offset = steps - tiles[np.maximum(tile, 0)]            # from the start of its tile
+    placed = np.where((tile >= 0) & (offset < SPAN), tile * SPAN + offset, -1)
     return tiles, placed
 
 
