@@ -36,6 +36,7 @@ NETWORKS = ("basic_conv", "cntk103d_pool", "lenet", "mlp")
 # Issue 5's goals, netsharp / PyTorch images/s: batch -> (training, inference)
 GOALS = {1: (2.0, 1.5), 16: (2.0, 1.5), 64: (1.5, 1.5), 256: (1.0, 1.0)}
 SGEMM_SIZE = 2048   # the machine's attainable rate: a large square product in numpy's BLAS
+IDLE = 0.25        # seconds between steps of different kinds, and between the frameworks
 
 
 def torch_network(name: str):
@@ -187,9 +188,19 @@ def serve(framework: str, threads: int) -> None:
             rng = np.random.default_rng(batch)
             X = rng.random((batch, 784), dtype=np.float32)
             steps = make(name, X, rng.integers(0, 10, batch))
-            prepared[name, batch] = [(step, repeats_for(step, seconds)) for step in steps]
-        print(json.dumps([timed_rate(step, batch, repeats)
+            prepared[name, batch] = [(step, after_idle(repeats_for, step, seconds))
+                                     for step in steps]
+        print(json.dumps([after_idle(timed_rate, step, batch, repeats)
                           for step, repeats in prepared[name, batch]]), flush=True)
+
+
+def after_idle(measure, *args):
+    """measure(*args) once the threads of the steps before it have gone idle: inference is
+    timed as in a process that predicts, not in the 0.1-0.2 s after training steps during
+    which OpenBLAS's threads spin (netsharp runs a chain of full layers on BLAS then, and on
+    its own kernel once they sleep: kernels.chain)."""
+    time.sleep(IDLE)
+    return measure(*args)
 
 
 def sgemm_rate(n: int, seconds: float) -> float:
@@ -230,7 +241,7 @@ def measure_interleaved(args) -> dict:
                 for round_ in range(args.rounds):
                     order = ("netsharp", "torch") if round_ % 2 == 0 else ("torch", "netsharp")
                     for framework in order:
-                        time.sleep(0.2)  # let the other side's threads stop spinning
+                        time.sleep(IDLE)  # let the other side's threads stop spinning
                         samples[framework].append(
                             workers[framework].rates(name, batch, args.seconds))
                 results[name, batch] = tuple(

@@ -263,8 +263,7 @@ class Model:
         if lanes is not None:
             return lanes.infer(self.params, inputs)
         with self._threads_for(batch, training=False):
-            return self.executor.forward(self.params, inputs, training=False)[
-                self.network.output.name]
+            return self.executor.outputs(self.params, inputs)
 
     def _check_parameter_memory(self) -> None:
         """Refuse, before allocating anything, weights that alone exceed the memory limit."""

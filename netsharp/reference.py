@@ -252,6 +252,10 @@ class ReferenceExecutor:
             state[name] = (z, activate(layer.activation, z))
         return state
 
+    def outputs(self, params: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's (z, y) for one batch, inference only."""
+        return self.forward(params, inputs, training=False)[self.network.output.name]
+
     def backward(self, params: dict, state: dict, dz_output: np.ndarray) -> dict:
         grads = {p.name: np.zeros(p.shape, dtype=self.dtype) for p in self.network.parameters}
         dys = {self.network.output.name: None}

@@ -9,6 +9,7 @@ gets its own set), so a training step allocates almost nothing.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from ..lower import Plan
 from . import blas
 from . import activations
+from .chain import ChainForward, chain_layers
 from .conv import ConvOp
 from .filtered import FilteredOp
 from .full import FullOp
@@ -24,6 +26,10 @@ from .pool import PoolOp
 
 DTYPE = np.float32
 _NO_BIAS = np.zeros(0, DTYPE)
+# How long OpenBLAS's idle threads spin after a product before they sleep: 2^28 cycles
+# (its THREAD_TIMEOUT), 0.1 s at 2.7 GHz; measured here, a threaded chain (kernels.chain)
+# was slowed up to 0.12-0.15 s after a training step, not from 0.16 s on.
+BLAS_SPIN_SECONDS = 0.2
 
 
 def make_op(step):
@@ -93,6 +99,10 @@ class FastExecutor:
         # on two cores). Networks of full bundles only are all BLAS and keep both its threads.
         self.blas_threads = (contextlib.nullcontext if plan.full_only
                              else blas.single_threaded)
+        # A chain of full layers infers in one kernel (kernels.chain), not layer by layer.
+        layers = chain_layers(plan)
+        self.chain = ChainForward(layers) if layers is not None else None
+        self._blas_spins_until = 0.0
 
     def workspace(self, batch: int, training: bool) -> Workspace:
         key = (batch, training)
@@ -104,11 +114,28 @@ class FastExecutor:
 
     def forward(self, params: dict, inputs: dict, training: bool = True) -> Workspace:
         with self.blas_threads():
-            return self._forward(params, inputs, training)
+            ws = self._forward(params, inputs, training)
+        self._blas_spins_until = time.perf_counter() + BLAS_SPIN_SECONDS
+        return ws
+
+    def outputs(self, params: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's (z, y) for one batch, inference only: buffers the next call
+        with a batch of this size reuses."""
+        if self.chain is not None:
+            (x,) = inputs.values()
+            # OpenBLAS's threads, still spinning after a product, would share a core with
+            # numba's worker (predicts up to 20x slower): until they sleep, the chain runs
+            # on one thread where that beats BLAS, and BLAS runs the rest.
+            threaded = time.perf_counter() >= self._blas_spins_until
+            if threaded or self.chain.serial_beats_blas(len(x)):
+                return self.chain.forward(params, np.ascontiguousarray(x, DTYPE), threaded)
+        return self.forward(params, inputs, training=False)[self.plan.output.name]
 
     def backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
         with self.blas_threads():
-            return self._backward(params, ws, dz_output)
+            grads = self._backward(params, ws, dz_output)
+        self._blas_spins_until = time.perf_counter() + BLAS_SPIN_SECONDS
+        return grads
 
     def compile_backward_first(self, params: dict, batch: int, loss=None) -> None:
         """Run every layer's backward kernels on zeros from the first layer to the last,

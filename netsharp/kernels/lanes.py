@@ -109,7 +109,7 @@ class Lane:
 
     def infer(self, params: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
         with one_thread():
-            return self.executor.forward(params, inputs, training=False)[self.output]
+            return self.executor.outputs(params, inputs)
 
 
 def layout(plan: Plan, capacity: int) -> list[tuple[str, tuple, str]]:
