@@ -886,3 +886,85 @@ def test_max_pool_gradient_goes_to_the_first_maximal_cell(pad):
             expected_dx[b, winner] += dz[b, p]
     np.testing.assert_array_equal(z, expected_z)
     np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-6)
+
+
+# ---- chains of full layers infer in one kernel (kernels.chain) ---------------------------------
+
+CHAIN = ("input X [13]; hidden A [37] sigmoid from X all; hidden B [6] rlinear from A all; "
+         "hidden C [3] tanh from B all; hidden D [9] linear from C all; "
+         "output Y [5] softmax from D all;")
+
+
+def assert_chain_matches_reference(network, batch, threaded=True, seed=0):
+    from netsharp.kernels.executor import FastExecutor
+
+    params, inputs, _ = random_case(network, seed, batch, np.float32)
+    wide = {k: v.astype(np.float64) for k, v in params.items()}
+    z_ref, y_ref = ReferenceExecutor(network).forward(wide, inputs)[network.output.name]
+    fast = FastExecutor(lower(network))
+    assert fast.chain is not None
+    (x,) = inputs.values()
+    z, y = fast.chain.forward(params, x, threaded)
+    assert z.shape == y.shape == (batch, network.output.nodes)
+    np.testing.assert_allclose(z, z_ref, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(y, y_ref, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 16, 33, 64])
+@pytest.mark.parametrize("text", [CHAIN, "samples/mlp.ns"])
+def test_chain_matches_reference(text, batch, threaded, monkeypatch):
+    """Odd rows (a tile's second row past the last), inputs not a multiple of 8 (13, 37: the
+    tiles' remainder), outputs not a multiple of 4 or 2 (37, 5, 3), on one thread and split
+    between threads at any size."""
+    from netsharp.kernels import chain
+
+    monkeypatch.setattr(chain, "PARALLEL_FROM", 0)
+    network = (netsharp.compile_file(text) if text.endswith(".ns") else netsharp.compile(text))
+    assert_chain_matches_reference(network, batch, threaded)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_chain_activations_match_reference(activation):
+    text = (f"input X [9]; hidden H [11] {activation} from X all; "
+            "output Y [2] linear from H all;")
+    assert_chain_matches_reference(netsharp.compile(text, task="regression"), batch=5)
+
+
+@pytest.mark.parametrize("text, chained", [
+    ("samples/mlp.ns", True),
+    ("samples/lenet.ns", False),
+    ("input X [4]; hidden H [3] { from X all; from X all; } output Y [2] from H all;", False),
+    ("input X [4]; hidden H [3] from X all; output Y [2] { from H all; from X all; }", False),
+    ("input A [4]; input B [2]; hidden H [3] from A all; output Y [2] from H all;", False),
+])
+def test_only_chains_of_full_layers_are_chained(text, chained):
+    from netsharp.kernels.chain import chain_layers
+
+    network = netsharp.compile_file(text) if text.endswith(".ns") else netsharp.compile(text)
+    assert (chain_layers(lower(network)) is not None) == chained
+
+
+def test_chain_waits_for_blas_threads_after_training(monkeypatch):
+    """Right after a training step's products the chain runs only where one thread of it beats
+    BLAS; later every batch takes it. Both ways give the reference's outputs."""
+    from netsharp.kernels import chain, executor
+
+    network = netsharp.compile_file("samples/mlp.ns")
+    params, inputs, _ = random_case(network, 0, 64, np.float32)
+    fast = executor.FastExecutor(lower(network))
+    calls = []
+    chained = fast.chain.forward
+    monkeypatch.setattr(fast.chain, "forward",
+                        lambda *args: calls.append(args[2]) or chained(*args))
+    monkeypatch.setattr(executor, "BLAS_SPIN_SECONDS", 3600)
+    fast.forward(params, inputs)   # a training step's forward: BLAS's threads spin
+    after_training = np.array(fast.outputs(params, inputs)[1])
+    small = {k: v[:2] for k, v in inputs.items()}
+    fast.outputs(params, small)
+    assert calls == [False]   # 64 rows on BLAS, 2 rows on the chain's one thread
+    fast._blas_spins_until = 0.0
+    idle = fast.outputs(params, inputs)[1]
+    assert calls == [False, True]
+    assert chain.SERIAL_BEATS_BLAS_BELOW < 64 * fast.chain.macs_per_row
+    np.testing.assert_allclose(idle, after_training, rtol=1e-5, atol=1e-6)

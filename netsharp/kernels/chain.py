@@ -151,8 +151,7 @@ class ChainForward:
         self.layers = layers
         self.codes = np.array([step.code for step in layers], np.int64)
         self.params = tuple(step.bundles[0].param for step in layers)
-        self.biases = tuple(step.layer.bias for step in layers)
-        self.zero_biases = tuple(np.zeros(step.layer.nodes, np.float32) for step in layers)
+        self.biases = tuple(step.layer.bias for step in layers)  # full layers: always one
         self.macs_per_row = sum(step.layer.nodes * _inputs(step) for step in layers)
         self._buffers: dict[int, _Buffers] = {}
 
@@ -172,9 +171,8 @@ class ChainForward:
         and the batch is worth waking them for."""
         batch = len(x)
         space = self.buffers(batch)
-        weights = tuple(params[name] for name in self.params)
-        biases = tuple(params[name] if name else zero
-                       for name, zero in zip(self.biases, self.zero_biases))
+        weights = tuple(np.ascontiguousarray(params[name], np.float32) for name in self.params)
+        biases = tuple(np.ascontiguousarray(params[name], np.float32) for name in self.biases)
         threads = numba.get_num_threads()
         if threaded and threads > 1 and batch >= _ROWS * threads and \
                 batch * self.macs_per_row >= PARALLEL_FROM:
