@@ -181,6 +181,33 @@ def backward(z, nodes, y, grad, code):
 # forward and 1.5 s backward; a network uses two or three of them). numba's disk cache keys a
 # closure by its constants; each kernel also has its own name, hence its own cache file.
 
+@jit
+def activate_flat(code, z, y, nodes):
+    """y = f(z) over flat rows of `nodes` values, f the output function numbered `code` at
+    run time (kernels.chain: a layer number's code). _forward_kernel keeps its own branches,
+    on a constant code, so that numba compiles only its function's."""
+    if code == SOFTMAX:
+        _softmax_rows(z, y, nodes)
+    elif code == SIGMOID:
+        _sigmoid(z, y)
+    elif code == RLINEAR:
+        _rlinear(z, y)
+    elif code == SQUARE:
+        _square(z, y)
+    elif code == SQRT:
+        _sqrt(z, y)
+    elif code == SRLINEAR:
+        _srlinear(z, y)
+    elif code == ABS:
+        _abs(z, y)
+    elif code == TANH:
+        _tanh(z, y)
+    elif code == BRLINEAR:
+        _brlinear(z, y)
+    else:
+        _linear(z, y)
+
+
 @cache
 def _forward_kernel(code: int):
     def forward(z, nodes, bias, y):

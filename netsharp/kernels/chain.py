@@ -19,8 +19,7 @@ import math
 import numba
 import numpy as np
 
-from . import activations
-from .activations import SIGMOID, SOFTMAX
+from .activations import activate_flat
 from .direct import LANES, _wtile2, _wtile4
 from .jit import jit, prange
 
@@ -66,42 +65,20 @@ def _full_rows(x, width, lo, hi, w, outputs, offsets, z):
             o += 2
         for last in range(o, outputs):   # an odd output count's last output
             for row in range(r, min(r + _ROWS, hi)):
-                total = np.float32(0.0)
-                for k in range(whole):
-                    total += x[offsets[row] + k] * w[last * width + k]
-                z[row, last] += total
+                z[row, last] += _dot(x, offsets[row], w, last * width, 0, whole)
     if whole < width:
         for r in range(lo, hi):
             for o in range(outputs):
-                total = np.float32(0.0)
-                for k in range(whole, width):
-                    total += x[r * width + k] * w[o * width + k]
-                z[r, o] += total
+                z[r, o] += _dot(x, r * width, w, o * width, whole, width)
 
 
 @jit
-def _activate(code, z, y, nodes):
-    """y = f(z) over flat rows of `nodes` values, f the output function numbered `code`."""
-    if code == SOFTMAX:
-        activations._softmax_rows(z, y, nodes)
-    elif code == SIGMOID:
-        activations._sigmoid(z, y)
-    elif code == activations.RLINEAR:
-        activations._rlinear(z, y)
-    elif code == activations.TANH:
-        activations._tanh(z, y)
-    elif code == activations.SQUARE:
-        activations._square(z, y)
-    elif code == activations.SQRT:
-        activations._sqrt(z, y)
-    elif code == activations.SRLINEAR:
-        activations._srlinear(z, y)
-    elif code == activations.ABS:
-        activations._abs(z, y)
-    elif code == activations.BRLINEAR:
-        activations._brlinear(z, y)
-    else:
-        activations._linear(z, y)
+def _dot(x, x_start, w, w_start, start, stop):
+    """sum of x[x_start + k] * w[w_start + k] over start <= k < stop, in float32."""
+    total = np.float32(0.0)
+    for k in range(start, stop):
+        total += x[x_start + k] * w[w_start + k]
+    return total
 
 
 @jit(parallel=True)
@@ -122,8 +99,8 @@ def _chain_forward(x, weights, biases, codes, zs, z_flats, y_flats, offsets, blo
                 for o in range(outputs):
                     z[r, o] = bias[o]
             _full_rows(source, width, lo, hi, w.reshape(-1), outputs, offsets[layer], z)
-            _activate(codes[layer], zf[lo * outputs:hi * outputs], yf[lo * outputs:hi * outputs],
-                      outputs)
+            activate_flat(codes[layer], zf[lo * outputs:hi * outputs],
+                          yf[lo * outputs:hi * outputs], outputs)
             source = yf
 
 
