@@ -932,17 +932,40 @@ def test_chain_activations_match_reference(activation):
 
 
 @pytest.mark.parametrize("text, chained", [
-    ("samples/mlp.ns", True),
-    ("samples/lenet.ns", False),
-    ("input X [4]; hidden H [3] { from X all; from X all; } output Y [2] from H all;", False),
-    ("input X [4]; hidden H [3] from X all; output Y [2] { from H all; from X all; }", False),
-    ("input A [4]; input B [2]; hidden H [3] from A all; output Y [2] from H all;", False),
+    ("samples/mlp.ns", ["H1", "Result"]),
+    ("samples/basic_conv.ns", ["H3", "Result"]),
+    ("samples/letters_conv.ns", ["FC1", "FC2", "Letter"]),
+    ("samples/lenet.ns", None),   # its output layer alone: no chain of one
+    ("input X [4]; hidden H [3] { from X all; from X all; } output Y [2] from H all;", None),
+    ("input X [4]; hidden H [3] from X all; output Y [2] { from H all; from X all; }", None),
+    ("input A [4]; input B [2]; hidden H [3] from A all; output Y [2] from H all;",
+     ["H", "Y"]),
+    ("input X [4]; hidden G [3] from X all; hidden H [3] from X all; "
+     "hidden K [3] { from G all; from H all; } hidden L [3] from K all; "
+     "output Y [2] from L all;", ["L", "Y"]),
 ])
-def test_only_chains_of_full_layers_are_chained(text, chained):
+def test_chains_are_the_last_full_layers_each_fed_by_the_one_before(text, chained):
     from netsharp.kernels.chain import chain_layers
 
     network = netsharp.compile_file(text) if text.endswith(".ns") else netsharp.compile(text)
-    assert (chain_layers(lower(network)) is not None) == chained
+    layers = chain_layers(lower(network))
+    assert (None if layers is None else [step.name for step in layers]) == chained
+
+
+@pytest.mark.parametrize("sample", ["basic_conv", "conv_pool_deep", "digit_doc", "letters_conv"])
+def test_inference_through_a_dense_head_matches_reference(sample):
+    """The layers before the chain one by one, then the chain, from the executor's outputs."""
+    from netsharp.kernels.executor import FastExecutor
+
+    network = netsharp.compile_file(f"samples/{sample}.ns")
+    params, inputs, _ = random_case(network, 0, 5, np.float32)
+    wide = {k: v.astype(np.float64) for k, v in params.items()}
+    z_ref, y_ref = ReferenceExecutor(network).forward(wide, inputs)[network.output.name]
+    executor = FastExecutor(lower(network))
+    assert executor.chain is not None and executor.head
+    z, y = executor.outputs(params, inputs)
+    np.testing.assert_allclose(z, z_ref, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(y, y_ref, rtol=2e-4, atol=2e-5)
 
 
 def test_chain_waits_for_blas_threads_after_training(monkeypatch):

@@ -1,4 +1,5 @@
-"""Inference of a chain of full layers (the MLP: input -> full -> ... -> full) in one kernel.
+"""Inference of a chain of full layers (all of the MLP, a convolution network's dense head)
+in one kernel.
 
 A predict of such a network was two BLAS products with numba's bias, activation and copies
 around them; each BLAS call wakes its threads and each small kernel is a dispatch, about 60 us
@@ -34,19 +35,20 @@ _ROWS = 2  # rows per register tile (the tiles' "cells")
 
 
 def chain_layers(plan) -> tuple | None:
-    """The plan's layers when they form one chain of full bundles from a single input, each
-    layer fed by the one before it; else None."""
-    if len(plan.inputs) != 1:
+    """The plan's last layers that form a chain of full bundles, each layer fed by the one
+    before it (the first by any layer or input): all of an MLP's, a convolution network's
+    dense head. None when fewer than two layers chain: one layer alone runs as fast on its
+    own kernels (lenet's 10-way output), and the chain would cost its compile (seconds on an
+    empty cache) in this process and in kernels.lanes' worker."""
+    tail = []
+    for step in reversed(plan.layers):
+        full = len(step.bundles) == 1 and step.bundles[0].kind == "full"
+        if not full or (tail and tail[-1].bundles[0].source != step.name):
+            break
+        tail.append(step)
+    if len(tail) < 2 or plan.layers[-1] is not plan.output:
         return None
-    source = plan.inputs[0].name
-    for step in plan.layers:
-        if len(step.bundles) != 1:
-            return None
-        bundle = step.bundles[0].bundle
-        if bundle.kind != "full" or bundle.source != source:
-            return None
-        source = step.name
-    return plan.layers
+    return tuple(reversed(tail))
 
 
 @jit
@@ -141,6 +143,11 @@ class ChainForward:
 
     def serial_beats_blas(self, batch: int) -> bool:
         return batch * self.macs_per_row < SERIAL_BEATS_BLAS_BELOW
+
+    @property
+    def source(self) -> str:
+        """The layer or input the chain reads."""
+        return self.layers[0].bundles[0].source
 
     def forward(self, params: dict, x: np.ndarray, threaded: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:

@@ -99,9 +99,11 @@ class FastExecutor:
         # on two cores). Networks of full bundles only are all BLAS and keep both its threads.
         self.blas_threads = (contextlib.nullcontext if plan.full_only
                              else blas.single_threaded)
-        # A chain of full layers infers in one kernel (kernels.chain), not layer by layer.
+        # The last layers, where they chain full bundles, infer in one kernel (kernels.chain):
+        # the layers before them (self.head) run one by one.
         layers = chain_layers(plan)
         self.chain = ChainForward(layers) if layers is not None else None
+        self.head = plan.layers[:len(plan.layers) - len(layers or ())]
         self._blas_spins_until = 0.0
 
     def workspace(self, batch: int, training: bool) -> Workspace:
@@ -114,27 +116,34 @@ class FastExecutor:
 
     def forward(self, params: dict, inputs: dict, training: bool = True) -> Workspace:
         with self.blas_threads():
-            ws = self._forward(params, inputs, training)
-        self._blas_spins_until = time.perf_counter() + BLAS_SPIN_SECONDS
+            ws = self._forward(params, inputs, training, self.plan.layers)
+        self._note_blas()
         return ws
+
+    def _note_blas(self) -> None:
+        """A network of full bundles only runs BLAS on its threads, which then spin."""
+        if self.plan.full_only:
+            self._blas_spins_until = time.perf_counter() + BLAS_SPIN_SECONDS
 
     def outputs(self, params: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
         """The output layer's (z, y) for one batch, inference only: buffers the next call
         with a batch of this size reuses."""
         if self.chain is not None:
-            (x,) = inputs.values()
             # OpenBLAS's threads, still spinning after a product, would share a core with
             # numba's worker (predicts up to 20x slower): until they sleep, the chain runs
             # on one thread where that beats BLAS, and BLAS runs the rest.
             threaded = time.perf_counter() >= self._blas_spins_until
-            if threaded or self.chain.serial_beats_blas(len(x)):
-                return self.chain.forward(params, np.ascontiguousarray(x, DTYPE), threaded)
+            batch = len(next(iter(inputs.values())))
+            if threaded or self.chain.serial_beats_blas(batch):
+                with self.blas_threads():
+                    ws = self._forward(params, inputs, False, self.head)
+                return self.chain.forward(params, ws.acts[self.chain.source], threaded)
         return self.forward(params, inputs, training=False)[self.plan.output.name]
 
     def backward(self, params: dict, ws: Workspace, dz_output: np.ndarray) -> dict:
         with self.blas_threads():
             grads = self._backward(params, ws, dz_output)
-        self._blas_spins_until = time.perf_counter() + BLAS_SPIN_SECONDS
+        self._note_blas()
         return grads
 
     def compile_backward_first(self, params: dict, batch: int, loss=None) -> None:
@@ -156,11 +165,11 @@ class FastExecutor:
             for step in reversed(self.plan.layers):
                 self._forward_layer(step, params, ws)
 
-    def _forward(self, params: dict, inputs: dict, training: bool) -> Workspace:
+    def _forward(self, params: dict, inputs: dict, training: bool, layers) -> Workspace:
         batch = len(next(iter(inputs.values())))
         ws = self.workspace(batch, training)
         ws.acts = {name: np.ascontiguousarray(x, DTYPE) for name, x in inputs.items()}
-        for step in self.plan.layers:
+        for step in layers:
             self._forward_layer(step, params, ws)
         return ws
 
