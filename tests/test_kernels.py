@@ -857,18 +857,26 @@ def test_float32_softmax_cross_entropy_matches_the_numpy_branch(rows, nodes, sca
         np.testing.assert_allclose(fast_dz, dz, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("pad", [None, ("auto", [True, True])])
-def test_max_pool_gradient_goes_to_the_first_maximal_cell(pad):
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("kernel, stride, pad, path", [
+    ([3, 2], [2, 2], ("auto", [True, True]), "table"),    # padded windows
+    ([3, 2], [2, 2], None, "overlapping"),                # windows sharing cells: scattered adds
+    ([2, 2], [2, 2], None, "disjoint"),                   # P1 of cntk103d_pool
+    ([3, 3], [3, 3], None, "disjoint"),                   # cells no window reads (P2's border)
+])
+def test_max_pool_gradient_goes_to_the_first_maximal_cell(kernel, stride, pad, path,
+                                                          accumulate):
     """Windows full of ties (a ReLU's zeros, repeated values): the fast path's forward keeps
     only the maxima and its backward finds the first real cell holding each, as a plain
-    reading of the window table does; with padding the padded windows (table path) and
-    without it the strided blocks."""
+    reading of the window table does, on each of its paths: padded windows (the table),
+    unpadded ones that overlap, and disjoint ones (two passes); onto dx or added to it."""
     from netsharp.kernels.pool import PoolOp
 
-    network = netsharp.compile(conv_text("max pool", [7, 8], [3, 2], [2, 2], pad))
+    network = netsharp.compile(conv_text("max pool", [7, 8], kernel, stride, pad))
     tables = lower(network).layers[0].bundles[0].tables
     op = PoolOp(tables, is_max=True)
     assert (len(op.blocks) > 0) == (pad is None)
+    assert (op.source is not None) == (path == "disjoint")
     rng = np.random.default_rng(5)
     x = rng.integers(-2, 3, size=(6, 56)).astype(np.float32)   # values -2..2: many ties
     dz = rng.normal(size=(6, len(tables.table))).astype(np.float32)
@@ -876,8 +884,9 @@ def test_max_pool_gradient_goes_to_the_first_maximal_cell(pad):
     z = np.zeros_like(dz)
     op.forward(x, None, z, space, False)
     dx = np.full_like(x, 7.0)
-    op.backward(dz, x, None, space, dx, False, None, False)
-    expected_z, expected_dx = np.zeros_like(dz), np.zeros_like(x)
+    op.backward(dz, x, None, space, dx, accumulate, None, False)
+    expected_z = np.zeros_like(dz)
+    expected_dx = np.full_like(x, 7.0) if accumulate else np.zeros_like(x)
     for b in range(6):
         for p, window in enumerate(tables.table):
             cells = window[window >= 0]
