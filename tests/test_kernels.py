@@ -581,7 +581,8 @@ def test_direct_tiles_hold_every_real_start_once(starts, data):
 
 def test_direct_tiles_skip_the_padding_columns():
     """cntk103d_pool's C2: 14 positions a row in rows of 18 padded cells, a tile per row (224
-    starts computed for 196 positions) where consecutive tiles compute 256."""
+    starts computed for 196 positions) where consecutive tiles compute 256; the same for the
+    input gradient's 14 x 14 input cells of each channel."""
     from netsharp.kernels.conv import ConvOp
 
     step = next(s for s in lower(netsharp.compile_file("samples/cntk103d_pool.ns")).layers
@@ -589,6 +590,10 @@ def test_direct_tiles_skip_the_padding_columns():
     plan = ConvOp(step.bundles[0].tables).direct
     assert plan.tiles.tolist() == [18 * row for row in range(14)]
     assert plan.width == 256
+    channels, tiles, index = plan.input_plan[0], plan.input_plan[7], plan.input_plan[8]
+    assert tiles.tolist() == [18 * row for row in range(14)]
+    assert sorted(index.tolist()) == sorted(c * 224 + 16 * row + column for c in range(channels)
+                                            for row in range(14) for column in range(14))
 
 
 def _convolution_from_a_hidden_layer(shape, kernel, stride, pad, maps) -> str:

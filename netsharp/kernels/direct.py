@@ -312,12 +312,13 @@ def forward(x, places, buffer_size, offsets, firsts, tiles, wt, bias, blocks, z,
 def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, tiles, index, dx,
                    accumulate):
     """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, tiles.size * SPAN) the
-    direct products (consecutive tiles) of the output gradient placed in a zero buffer of
-    `maps` rows of `row` floats (d[m, shift + q:shift + q + length] = dz[b, node:node +
-    length] for each block (0, m, q, node, length)) with the channels' kernels wt (M * J, C),
-    C even: DirectPlan.input_plan (one group)."""
+    direct products (tiles: runs of the starts that input cells need) of the output
+    gradient placed in a zero buffer of `maps` rows of `row` floats (d[m, shift + q:shift +
+    q + length] = dz[b, node:node + length] for each block (0, m, q, node, length)) with the
+    channels' kernels wt (M * J, C), C even: DirectPlan.input_plan (one group)."""
     for b in prange(dz.shape[0]):
-        d = np.zeros(maps * row, np.float32)
+        # SPAN floats of slack: a last tile's starts past the span (dropped) read them
+        d = np.zeros(maps * row + SPAN, np.float32)
         dzb, dxb = dz[b], dx[b]
         for r in range(blocks.shape[0]):
             m, q, node, length = blocks[r, 1], blocks[r, 2], blocks[r, 3], blocks[r, 4]
@@ -368,7 +369,12 @@ def _input_plan(offsets, first, width, places, steps, real, maps):
             return None
         low, high = int(relative[used].min()), int(relative[used].max())
         span = -(-(high - low + 1) // SPAN) * SPAN
-        if span * channels > MAX_WASTE * steps[real].size * channels:
+        # the products' tiles: those that hold a start u = relative - low an input cell
+        # needs (cntk103d_pool's C2: 14 of each padded row of 18, a tile a row)
+        needed = np.zeros(span, bool)
+        needed[relative[used] - low] = True
+        tiles, placed = _cover(np.arange(span), needed)
+        if tiles.size * SPAN > MAX_WASTE * steps[real].size:
             return None
         # d[m, shift + q] holds dout[m, q]: q = low + u - first - pattern[j] >= -shift
         lowest = low - first - int(pattern.max())
@@ -376,10 +382,10 @@ def _input_plan(offsets, first, width, places, steps, real, maps):
         row = max(shift + width, shift + low + span - first - int(pattern.min()))
         cell_offsets = (np.arange(maps)[:, None] * row
                         + (int(pattern.max()) - pattern)[None, :]).reshape(-1)
-        index = np.where(used, np.maximum(channel, 0) * span + relative - low, -1)
-        # the products' tiles run consecutively over each channel's span
-        return (channels, per, maps, row, shift, shift + lowest, cell_offsets,
-                np.arange(0, span, SPAN), index.astype(np.int64))
+        where = placed[np.where(used, relative - low, 0)]
+        index = np.where(used, np.maximum(channel, 0) * tiles.size * SPAN + where, -1)
+        return (channels, per, maps, row, shift, shift + lowest, cell_offsets, tiles,
+                index.astype(np.int64))
     return None
 
 
