@@ -866,8 +866,8 @@ def test_float32_softmax_cross_entropy_matches_the_numpy_branch(rows, nodes, sca
 @pytest.mark.parametrize("kernel, stride, pad, path", [
     ([3, 2], [2, 2], ("auto", [True, True]), "table"),    # padded windows
     ([3, 2], [2, 2], None, "overlapping"),                # windows sharing cells: scattered adds
-    ([2, 2], [2, 2], None, "disjoint"),                   # P1 of cntk103d_pool
-    ([3, 3], [3, 3], None, "disjoint"),                   # cells no window reads (P2's border)
+    ([2, 2], [2, 2], None, "disjoint"),                   # 2 x 2 windows, rows under 8 cells
+    ([3, 3], [3, 3], None, "disjoint"),                   # cells no window reads (a border)
 ])
 def test_max_pool_gradient_goes_to_the_first_maximal_cell(kernel, stride, pad, path,
                                                           accumulate):
@@ -878,28 +878,79 @@ def test_max_pool_gradient_goes_to_the_first_maximal_cell(kernel, stride, pad, p
     from netsharp.kernels.pool import PoolOp
 
     network = netsharp.compile(conv_text("max pool", [7, 8], kernel, stride, pad))
-    tables = lower(network).layers[0].bundles[0].tables
-    op = PoolOp(tables, is_max=True)
+    step = lower(network).layers[0].bundles[0]
+    op = PoolOp(step.tables, True)   # no geometry: never kernels.grid_pool's (tested below)
     assert (len(op.blocks) > 0) == (pad is None)
     assert (op.source is not None) == (path == "disjoint")
+    assert op.grid is None
+    assert_max_pool_routes_to_first_maximum(op, step.tables.table, 56, accumulate)
+
+
+def assert_max_pool_routes_to_first_maximum(op, table, cells, accumulate, batch=6):
+    """op's forward and backward against a plain reading of the window table, on values
+    -2..2 (many ties), dx overwritten or added to."""
     rng = np.random.default_rng(5)
-    x = rng.integers(-2, 3, size=(6, 56)).astype(np.float32)   # values -2..2: many ties
-    dz = rng.normal(size=(6, len(tables.table))).astype(np.float32)
-    space = op.buffers(6, True, np.float32)
+    x = rng.integers(-2, 3, size=(batch, cells)).astype(np.float32)
+    dz = rng.normal(size=(batch, len(table))).astype(np.float32)
+    space = op.buffers(batch, True, np.float32)
     z = np.zeros_like(dz)
     op.forward(x, None, z, space, False)
     dx = np.full_like(x, 7.0)
     op.backward(dz, x, None, space, dx, accumulate, None, False)
     expected_z = np.zeros_like(dz)
     expected_dx = np.full_like(x, 7.0) if accumulate else np.zeros_like(x)
-    for b in range(6):
-        for p, window in enumerate(tables.table):
+    for b in range(batch):
+        for p, window in enumerate(table):
             cells = window[window >= 0]
             winner = cells[np.argmax(x[b, cells])]   # argmax: the first maximal
             expected_z[b, p] = x[b, winner]
             expected_dx[b, winner] += dz[b, p]
     np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_array_equal(space["best"], expected_z)
     np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-6)
+    z_added = np.full_like(dz, 3.0)
+    op.forward(x, None, z_added, space, True)
+    np.testing.assert_allclose(z_added, expected_z + 3.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("shape, kernel, stride, routed", [
+    ([28], [2], [2], True),                           # one row of 14 windows
+    ([3, 10, 17], [1, 2, 2], [1, 2, 2], True),        # 8 windows a row, a column unread
+    ([2, 9, 31], [1, 3, 3], [1, 3, 3], True),         # 10 a row: the last 8 overlap
+    ([4, 14, 14], [1, 3, 3], [1, 3, 3], True),        # cntk103d_pool's P2: 4 a row, borders
+    ([2, 3, 10, 18], [1, 1, 2, 2], [1, 1, 2, 2], True),   # two axes of planes
+    ([2, 3, 14, 14], [1, 1, 2, 2], [1, 1, 2, 2], False),  # 7 a row: the last 8 leave the input
+    ([2, 6, 12], [1, 3, 3], [1, 3, 3], False),        # the last row's 8 windows leave the input
+    ([2, 9, 19], [1, 3, 3], [1, 2, 2], False),        # overlapping windows: forward only
+    ([2, 6, 20], [1, 3, 3], [1, 2, 3], False),        # rows of windows overlap, columns not
+])
+def test_grid_max_pool_matches_the_table(shape, kernel, stride, routed, accumulate):
+    """kernels.grid_pool: max over 8 windows at a time, a run's last 8 overlapping, rows of
+    fewer windows, borders no window reads, and the backward's first maximal cell."""
+    from netsharp.kernels.pool import PoolOp
+
+    network = netsharp.compile(conv_text("max pool", shape, kernel, stride, None))
+    step = lower(network).layers[0].bundles[0]
+    op = PoolOp(step.tables, True, step.bundle.geometry)
+    assert op.grid is not None
+    assert op.grid_backward == routed
+    assert_max_pool_routes_to_first_maximum(op, step.tables.table, prod(shape), accumulate)
+
+
+def test_grid_pooling_is_found_where_it_applies():
+    from netsharp.kernels.grid_pool import pool_grid
+
+    grids = {}
+    for sample in ["cntk103d_pool", "lenet", "padded_pool", "conv_pool_deep"]:
+        for layer in lower(netsharp.compile_file(f"samples/{sample}.ns")).layers:
+            for step in layer.bundles:
+                if step.kind == "max_pool":
+                    grids[sample, layer.name] = pool_grid(step.bundle.geometry,
+                                                          step.tables.table)
+    assert tuple(grids["cntk103d_pool", "P1"]) == (8, 28, 28, 2, 2, 2, 2, 0, 0, 14, 14)
+    assert tuple(grids["cntk103d_pool", "P2"]) == (16, 14, 14, 3, 3, 3, 3, 1, 1, 4, 4)
+    assert all(grid is None for (sample, _), grid in grids.items() if sample == "padded_pool")
 
 
 # ---- chains of full layers infer in one kernel (kernels.chain) ---------------------------------

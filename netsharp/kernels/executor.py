@@ -41,7 +41,7 @@ def make_op(step):
     if kind == "convolve":
         return ConvOp(step.tables)
     if kind in ("max_pool", "mean_pool"):
-        return PoolOp(step.tables, kind == "max_pool")
+        return PoolOp(step.tables, kind == "max_pool", step.bundle.geometry)
     return NormOp(step.tables, step.bundle)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import row_runs, table_runs
+from .grid_pool import max_backward_grid, max_forward_grid, pool_grid
 from .jit import jit, prange
 
 
@@ -193,9 +194,13 @@ def mean_backward(dz, table, count, dx, accumulate):
 
 
 class PoolOp:
-    def __init__(self, tables, is_max: bool):
+    def __init__(self, tables, is_max: bool, geometry=None):
         self.t, self.is_max = tables, is_max
         self.table_t = np.ascontiguousarray(tables.table.T)
+        # max pooling over rows of planes: kernels.grid_pool's vectors (a tuple: numba's type)
+        grid = pool_grid(geometry, tables.table) if is_max and geometry is not None else None
+        self.grid = None if grid is None else tuple(grid)
+        self.grid_backward = grid is not None and grid.routable
         # max pooling without padding: the blocks of evenly spaced cells (else none)
         runs = table_runs(self.table_t[None])
         unpadded = is_max and (tables.table >= 0).all() and (
@@ -212,6 +217,8 @@ class PoolOp:
     def forward(self, x, w, z, space, accumulate):
         if not self.is_max:
             mean_forward(x, self.table_t, self.t.count, z, accumulate)
+        elif self.grid is not None:
+            max_forward_grid(x, self.grid, z, space["best"], accumulate)
         elif len(self.blocks):
             max_forward_blocks(x, self.blocks, z, space["best"], accumulate)
         else:
@@ -220,7 +227,9 @@ class PoolOp:
     def backward(self, dz, x, w, space, dx, dx_accumulate, dw, dw_accumulate):
         if dx is None:
             return
-        if self.source is not None:
+        if self.grid_backward:
+            max_backward_grid(dz, x, self.grid, space["best"], dx, dx_accumulate)
+        elif self.source is not None:
             max_backward_disjoint(dz, x, self.table_u, self.source, space["best"], dx,
                                   dx_accumulate)
         elif self.is_max:
