@@ -1056,3 +1056,31 @@ def test_chain_waits_for_blas_threads_after_training(monkeypatch):
     assert calls == [False, True]
     assert chain.SERIAL_BEATS_BLAS_BELOW < 64 * fast.chain.macs_per_row
     np.testing.assert_allclose(idle, after_training, rtol=1e-5, atol=1e-6)
+
+
+# ---- moves of runs 8 floats at a time (kernels.vectors) ----------------------------------------
+
+def test_runs_split_targets_into_moves_and_gaps():
+    from netsharp.kernels.vectors import runs
+
+    targets = np.array([5, 6, 7, -1, -1, 0, 1, 9, 10, -1, 3, 4])
+    assert runs(targets).tolist() == [[0, 5, 3], [3, -1, 2], [5, 0, 2], [7, 9, 2],
+                                      [9, -1, 1], [10, 3, 2]]
+    assert runs(np.array([-1, 0, 1])).tolist() == [[0, -1, 1], [1, 0, 2]]
+    assert runs(np.zeros(0, np.int64)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 16, 23])
+def test_runs_of_any_length_move_exactly_their_cells(length):
+    """Under 8 one at a time, else 8 at a time with the last 8 overlapping: nothing outside
+    the run is written."""
+    from netsharp.kernels.vectors import copy_run, shift_run
+
+    rng = np.random.default_rng(length)
+    src = rng.normal(size=40).astype(np.float32)
+    for move, args, expected in [(copy_run, (), src[3:3 + length]),
+                                 (shift_run, (np.float32(0.5),), src[3:3 + length] + 0.5)]:
+        dst = np.full(40, -9.0, np.float32)
+        move(dst, 5, src, 3, *args, length)
+        np.testing.assert_array_equal(dst[5:5 + length], expected)
+        assert (dst[:5] == -9).all() and (dst[5 + length:] == -9).all()

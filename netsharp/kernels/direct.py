@@ -23,8 +23,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .jit import jit, prange
+from .vectors import _I32, _I64, _VEC, LANES, _load, copy_run, runs, shift_run
 
-LANES = 8                 # floats in a register (AVX2)
 VECTORS = 2               # registers of consecutive starts in a tile
 SPAN = LANES * VECTORS    # starts per tile
 MAPS = 4                  # maps per tile: 8 accumulators, 2 loads + 4 broadcasts per cell
@@ -47,12 +47,6 @@ MAX_WASTE = 1.6
 # columns it saves (basic_conv's C2, 32 starts: a backward 1.09x the gathered one's time at
 # 32 samples; cntk103d_pool's C2, 256 starts: 0.9x).
 MIN_WEIGHT_STARTS = 64
-
-_F32 = ir.FloatType()
-_VEC = ir.VectorType(_F32, LANES)
-_I64 = ir.IntType(64)
-_I32 = ir.IntType(32)
-
 
 def _tile(maps: int):
     """An intrinsic tile(x, base, offsets, wt, m0, out, out_base, out_stride):
@@ -129,12 +123,6 @@ def _tile(maps: int):
 
 
 _tile4, _tile2 = _tile(4), _tile(2)
-
-
-def _load(builder, pointer, index):
-    """8 floats from pointer[index] on."""
-    place = builder.bitcast(builder.gep(pointer, [index]), _VEC.as_pointer())
-    return builder.load(place, align=4)
 
 
 def _horizontal_sum(builder, vector):
@@ -238,7 +226,8 @@ def _weight_products(d, xp, first, offsets, dkw):
 
 
 @jit
-def weight_gradient(x, places, buffer_size, offsets, firsts, dz, blocks, width, dkw, dbias):
+def weight_gradient(x, place_runs, buffer_size, offsets, firsts, dz, blocks, width, dkw,
+                    dbias):
     """dkw[g, k, m] = sum over samples and grid positions of dout[g, m, q] * xpad[firsts[g] +
     offsets[k] + q], dbias[g, m] = sum of dout[g, m, q], with dout[g, m, q:q + length] =
     dz[b, node:node + length] for each block (g, m, q, node, length) and 0 at garbage starts;
@@ -246,23 +235,31 @@ def weight_gradient(x, places, buffer_size, offsets, firsts, dz, blocks, width, 
     groups, maps = dkw.shape[0], dkw.shape[2]
     dkw[:] = 0
     dbias[:] = 0
-    d = np.zeros((groups, maps, width), np.float32)
+    d = np.zeros((groups, maps, width), np.float32)   # garbage starts stay 0
+    flat = d.reshape(-1)
     for b in range(x.shape[0]):
         xp = np.zeros(buffer_size, np.float32)
-        xb, dzb = x[b], dz[b]
-        for i in range(places.size):
-            xp[places[i]] = xb[i]
+        _place(xp, x[b], place_runs)
+        dzb = dz[b]
         for r in range(blocks.shape[0]):
             g, m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3], \
                 blocks[r, 4]
-            target, source = d[g, m, q:q + length], dzb[node:node + length]
-            total = 0.0   # a local sum vectorises; adding to dbias[g, m] in the loop did not
-            for j in range(length):
-                target[j] = source[j]
-                total += source[j]
-            dbias[g, m] += total
+            copy_run(flat, (g * maps + m) * width + q, dzb, node, length)
         for g in range(groups):
+            for m in range(maps):
+                total = np.float32(0.0)   # a local sum over the whole row vectorises
+                row = d[g, m]
+                for j in range(width):
+                    total += row[j]
+                dbias[g, m] += total
             _weight_products(d[g], xp, firsts[g], offsets, dkw[g])
+
+
+@jit
+def _place(xp, xb, place_runs):
+    """xp[place_runs[r, 1]:+length] = xb[place_runs[r, 0]:+length] for each run r."""
+    for r in range(place_runs.shape[0]):
+        copy_run(xp, place_runs[r, 1], xb, place_runs[r, 0], place_runs[r, 2])
 
 
 @jit
@@ -282,55 +279,63 @@ def _products(xp, first, tiles, offsets, wt, out):
 
 
 @jit(parallel=True, work=0)
-def forward(x, places, buffer_size, offsets, firsts, tiles, wt, bias, blocks, z, accumulate):
+def forward(x, place_runs, buffer_size, offsets, firsts, tiles, wt, bias, blocks, z,
+            accumulate):
     """z[b, node:node + length] (+)= out[g, m, q:q + length] + bias[g, m] for each block (g, m,
     q, node, length), out[g] = the direct products (_products: the tiles' starts side by side)
     of group g's kernels wt[g] (K, M) from firsts[g] on in sample b's input placed in a zero
-    buffer (xpad[places[i]] = x[b, i])."""
+    buffer (place_runs: runs of input cells and where they go)."""
     groups, maps, width = wt.shape[0], wt.shape[2], tiles.size * SPAN
     for b in prange(x.shape[0]):
         xp = np.zeros(buffer_size, np.float32)
-        xb, zb = x[b], z[b]
-        for i in range(places.size):
-            xp[places[i]] = xb[i]
+        _place(xp, x[b], place_runs)
+        zb = z[b]
         out = np.empty((groups, maps, width), np.float32)
         for g in range(groups):
             _products(xp, firsts[g], tiles, offsets, wt[g], out[g])
+        flat = out.reshape(-1)
         for r in range(blocks.shape[0]):
             g, m, q, node, length = blocks[r, 0], blocks[r, 1], blocks[r, 2], blocks[r, 3], \
                 blocks[r, 4]
-            d, v, add = zb[node:node + length], out[g, m, q:q + length], bias[g, m]
+            at = (g * maps + m) * width + q
             if accumulate:
                 for j in range(length):
-                    d[j] += v[j] + add
+                    zb[node + j] += flat[at + j] + bias[g, m]
             else:
-                for j in range(length):
-                    d[j] = v[j] + add
+                shift_run(zb, node, flat, at, bias[g, m], length)
 
 
 @jit(parallel=True, work=0)
-def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, tiles, index, dx,
-                   accumulate):
-    """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1), out (C, tiles.size * SPAN) the
-    direct products (tiles: runs of the starts that input cells need) of the output
-    gradient placed in a zero buffer of `maps` rows of `row` floats (d[m, shift + q:shift +
-    q + length] = dz[b, node:node + length] for each block (0, m, q, node, length)) with the
-    channels' kernels wt (M * J, C), C even: DirectPlan.input_plan (one group)."""
+def input_gradient(dz, blocks, maps, row, shift, first, offsets, wt, tiles, index, index_runs,
+                   dx, accumulate):
+    """dx[b, i] (+)= out[index[i]] (0 where index[i] is -1; index_runs: its runs), out (C,
+    tiles.size * SPAN) the direct products (tiles: runs of the starts that input cells need)
+    of the output gradient placed in a zero buffer of `maps` rows of `row` floats (d[m, shift
+    + q:shift + q + length] = dz[b, node:node + length] for each block (0, m, q, node,
+    length)) with the channels' kernels wt (M * J, C), C even: DirectPlan.input_plan (one
+    group)."""
     for b in prange(dz.shape[0]):
         # SPAN floats of slack: a last tile's starts past the span (dropped) read them
         d = np.zeros(maps * row + SPAN, np.float32)
         dzb, dxb = dz[b], dx[b]
         for r in range(blocks.shape[0]):
             m, q, node, length = blocks[r, 1], blocks[r, 2], blocks[r, 3], blocks[r, 4]
-            target, source = d[m * row + shift + q:], dzb[node:node + length]
-            for j in range(length):
-                target[j] = source[j]
+            copy_run(d, m * row + shift + q, dzb, node, length)
         out = np.empty((wt.shape[1], tiles.size * SPAN), np.float32)
         _products(d, first, tiles, offsets, wt, out)
         flat = out.reshape(-1)
-        for i in range(index.size):
-            value = flat[max(index[i], 0)] if index[i] >= 0 else np.float32(0.0)
-            dxb[i] = dxb[i] + value if accumulate else value
+        if accumulate:
+            for i in range(index.size):
+                if index[i] >= 0:
+                    dxb[i] += flat[index[i]]
+            continue
+        for r in range(index_runs.shape[0]):
+            start, source, length = index_runs[r, 0], index_runs[r, 1], index_runs[r, 2]
+            if source >= 0:
+                copy_run(dxb, start, flat, source, length)
+            else:
+                for j in range(start, start + length):
+                    dxb[j] = 0
 
 
 def _input_plan(offsets, first, width, places, steps, real, maps):
@@ -397,9 +402,11 @@ class DirectPlan:
                  forward_blocks, input_plan):
         self.offsets, self.firsts, self.width = offsets, firsts, width
         self.places, self.buffer_size, self.blocks = places, buffer_size, blocks
+        self.place_runs = runs(places)   # where runs of input cells go in the zero buffer
         # the forward's tiles (their first starts) and its blocks in their output
         self.tiles, self.forward_blocks = tiles, forward_blocks
         self.input_plan = input_plan   # _input_plan's, or None
+        self.index_runs = None if input_plan is None else runs(input_plan[-1])
         self.weights = width >= MIN_WEIGHT_STARTS   # whether weight_gradient pays
         # an odd number of kernel cells gets its first repeated: the weight gradient's tiles
         # take them in pairs
@@ -440,27 +447,27 @@ class DirectPlan:
         wt = _even_columns(kw.reshape(maps, channels, per).transpose(0, 2, 1)
                            .reshape(maps * per, channels))
         input_gradient(dz, self.blocks, maps, row, shift, first, offsets, wt, tiles, index,
-                       dx, accumulate)
+                       self.index_runs, dx, accumulate)
 
     def weight_gradient(self, x, dz, dkw, dbias):
         """dkw (G, K, M) and dbias (G, M) of the batch, overwritten."""
         groups, cells, maps = dkw.shape
         if cells % 2 == 0 and maps % 2 == 0:
-            weight_gradient(x, self.places, self.buffer_size, self.offsets, self.firsts, dz,
-                            self.blocks, self.width, dkw, dbias)
+            weight_gradient(x, self.place_runs, self.buffer_size, self.offsets, self.firsts,
+                            dz, self.blocks, self.width, dkw, dbias)
             return
         even_dkw = np.empty((groups, self.even_offsets.size, maps + maps % 2), np.float32)
         even_dbias = np.empty((groups, even_dkw.shape[2]), dbias.dtype)
-        weight_gradient(x, self.places, self.buffer_size, self.even_offsets, self.firsts, dz,
-                        self.blocks, self.width, even_dkw, even_dbias)
+        weight_gradient(x, self.place_runs, self.buffer_size, self.even_offsets, self.firsts,
+                        dz, self.blocks, self.width, even_dkw, even_dbias)
         dkw[:] = even_dkw[:, :cells, :maps]
         dbias[:] = even_dbias[:, :maps]
 
     def forward(self, x, kw, bias, z, accumulate):
         """kw: the kernels (G, M, K); bias (G, M)."""
         wt = _even_maps(kw.transpose(0, 2, 1))
-        forward(x, self.places, self.buffer_size, self.offsets, self.firsts, self.tiles, wt,
-                bias, self.forward_blocks, z, accumulate)
+        forward(x, self.place_runs, self.buffer_size, self.offsets, self.firsts, self.tiles,
+                wt, bias, self.forward_blocks, z, accumulate)
 
 
 def _even_columns(matrix: np.ndarray) -> np.ndarray:

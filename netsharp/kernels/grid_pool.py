@@ -23,8 +23,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .direct import _I32, _I64, _VEC, LANES, _load
 from .jit import jit, prange
+from .vectors import _I32, _I64, _VEC, LANES, _data, _load, _splat, _store
 
 # (column stride, window columns) with compiled column picks: 2 x 2 and 3 x 3 windows and
 # the overlapping 3-wide windows of stride 2; others keep pool.py's kernels.
@@ -97,12 +97,6 @@ def pool_grid(geometry, table: np.ndarray) -> Grid | None:
 
 # ---- LLVM IR ----------------------------------------------------------------------------------
 
-def _store(builder, pointer, index, value) -> None:
-    """pointer[index:index + 8] = value."""
-    place = builder.bitcast(builder.gep(pointer, [index]), value.type.as_pointer())
-    builder.store(value, place, align=4)
-
-
 def _larger(builder, a, b):
     """Lane by lane, b where b > a, else a."""
     return builder.select(builder.fcmp_ordered(">", b, a), b, a)
@@ -133,17 +127,13 @@ def _window_order(stride: int) -> list[int]:
     return [0, 1, 4, 5, 2, 3, 6, 7] if stride == 2 else list(range(LANES))
 
 
-def _arrays(context, builder, sig, args, which):
-    return [context.make_array(sig.args[i])(context, builder, args[i]).data for i in which]
-
-
 @intrinsic
 def _max8(typingctx, dst, dst_at, src, src_at, first):
     """dst[dst_at:+8] = src[src_at:+8] if first, else their max lane by lane."""
     signature = types.void(dst, dst_at, src, src_at, first)
 
     def codegen(context, builder, sig, args):
-        dst_p, src_p = _arrays(context, builder, sig, args, (0, 2))
+        dst_p, src_p = _data(context, builder, sig, args, (0, 2))
         new, old = _load(builder, src_p, args[3]), _load(builder, dst_p, args[1])
         _store(builder, dst_p, args[1], builder.select(args[4], new, _larger(builder, old, new)))
         return context.get_dummy_value()
@@ -168,7 +158,7 @@ def _picker(stride: int, kernel: int):
         signature = types.void(src, src_at, dst, dst_at)
 
         def codegen(context, builder, sig, args):
-            src_p, dst_p = _arrays(context, builder, sig, args, (0, 2))
+            src_p, dst_p = _data(context, builder, sig, args, (0, 2))
             vectors = _vectors(builder, src_p, args[1], loads)
             result = None
             for b in range(kernel):
@@ -202,7 +192,7 @@ def _router(stride: int):
                                count)
 
         def codegen(context, builder, sig, args):
-            x_p, best_p, dz_p, in_p, out_p, dx_p = _arrays(context, builder, sig, args,
+            x_p, best_p, dz_p, in_p, out_p, dx_p = _data(context, builder, sig, args,
                                                            (0, 2, 3, 5, 6, 8))
             # masks as 32-bit lanes of all ones or zeros: i1 vectors cost packing and unpacking
             flags = ir.VectorType(_I32, LANES)
@@ -232,13 +222,6 @@ def _router(stride: int):
         return signature, codegen
 
     return route
-
-
-def _splat(builder, value, vector_type):
-    """value in every lane."""
-    single = builder.insert_element(ir.Constant(vector_type, None), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(single, single, ir.Constant(
-        ir.VectorType(_I32, vector_type.count), [0] * vector_type.count))
 
 
 _route2, _route3 = _router(2), _router(3)
