@@ -95,6 +95,28 @@ def _softmax_rows(z, y, nodes):
             y[j] *= scale
 
 
+@jit
+def _softmax_block(z, y, nodes):
+    """_softmax_rows for a block of rows where exp_row is compiled anyway (kernels.chain's
+    activate_flat): each row less its max into y, one exp_row over the whole block (its
+    vectorised exp: 0.9 us for 64 rows of 10 against 6-12 for expf), then each row scaled."""
+    shifted = np.empty(z.size, np.float32)
+    for start in range(0, z.size, nodes):
+        top = z[start]
+        for j in range(start + 1, start + nodes):
+            top = max(top, z[j])
+        for j in range(start, start + nodes):
+            shifted[j] = z[j] - top
+    exp_row(shifted, y, ONE)
+    for start in range(0, z.size, nodes):
+        total = 0.0
+        for j in range(start, start + nodes):
+            total += y[j]
+        scale = np.float32(1.0 / total)
+        for j in range(start, start + nodes):
+            y[j] *= scale
+
+
 # One small kernel per elementwise function, each one vectorisable loop over a contiguous run
 # (rows one after another): a test of the function per element measured 3-4x slower.
 
@@ -187,7 +209,7 @@ def activate_flat(code, z, y, nodes):
     run time (kernels.chain: a layer number's code). _forward_kernel keeps its own branches,
     on a constant code, so that numba compiles only its function's."""
     if code == SOFTMAX:
-        _softmax_rows(z, y, nodes)
+        _softmax_block(z, y, nodes)
     elif code == SIGMOID:
         _sigmoid(z, y)
     elif code == RLINEAR:
