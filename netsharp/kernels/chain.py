@@ -68,10 +68,15 @@ def _full_rows(x, width, lo, hi, w, outputs, offsets, z):
         for last in range(o, outputs):   # an odd output count's last output
             for row in range(r, min(r + _ROWS, hi)):
                 z[row, last] += _dot(x, offsets[row], w, last * width, 0, whole)
+    # the inputs past the tiles' span, one at a time over every output (the MLP's 100 -> 10
+    # over 64 rows: 9.1 us against 18.6 with a 4-input dot product per output)
     if whole < width:
         for r in range(lo, hi):
-            for o in range(outputs):
-                z[r, o] += _dot(x, r * width, w, o * width, whole, width)
+            row, rest = z[r], x[r * width + whole:(r + 1) * width]
+            for j in range(width - whole):
+                value, column = rest[j], w[whole + j:]
+                for o in range(outputs):
+                    row[o] += value * column[o * width]
 
 
 @jit
