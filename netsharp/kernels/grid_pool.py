@@ -9,8 +9,10 @@ over rows of 14-28 cells stayed scalar (a wraparound test per index, too short a
 vectoriser). The backward, for windows that share no cell, routes each window's gradient to
 its first maximal cell (window order: rows, then columns) 8 windows at a time, with a "found"
 mask carried from one window row to the next. Measured on an AMD EPYC (Zen), one core, 32
-samples, cntk103d_pool's P1 (8 x 28 x 28, 2 x 2) and P2 (16 x 14 x 14, 3 x 3): forward 2.1
-and 1.0 us a sample against 8.5 and 5.1 over strided slices (pool.max_forward_blocks).
+samples, cntk103d_pool's P1 (8 x 28 x 28, 2 x 2) and P2 (16 x 14 x 14, 3 x 3): forward 2.9
+and 1.4 us a sample against 8.4 and 5.0 over strided slices (pool.max_forward_blocks),
+backward 5.8 and 5.0 against 14.0 and 5.9 (pool.max_backward_disjoint). Mean pooling keeps
+pool.py's kernels.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ for numba's loop vectoriser (its main loop takes 32 at a time), and an index tha
 negative (a run's start plus j) costs numba a wraparound test per read, which keeps the loop
 scalar. A run of 8 or more floats is moved here 8 at a time, the last 8 overlapping those
 before: a move writes what it reads, so writing a cell twice changes nothing. Measured on an
-AMD EPYC (Zen), one core: cntk103d_pool's C1 output blocks (224 runs of 28 floats a sample,
-bias added) 0.4 us against 2.5.
+AMD EPYC (Zen), one core, 32 samples, with kernels.direct's moves (input placed, output blocks
+biased, gradient buffers) this way: cntk103d_pool's C1 forward 15.4 us a sample against 16.4
+and backward 18.1 against 20.9, C2's 43.0 against 44.3 and 102.4 against 104.1.
 """
 
 from __future__ import annotations
