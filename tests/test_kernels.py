@@ -1084,3 +1084,28 @@ def test_runs_of_any_length_move_exactly_their_cells(length):
         move(dst, 5, src, 3, *args, length)
         np.testing.assert_array_equal(dst[5:5 + length], expected)
         assert (dst[:5] == -9).all() and (dst[5 + length:] == -9).all()
+
+
+@pytest.mark.parametrize("kernel", ["max_backward_disjoint", "max_backward_grid"])
+def test_max_pool_backward_twins_write_every_cell(kernel):
+    """The parallel twin (what a batch of 32 runs) and the serial one give the same dx, onto
+    stale values: cntk103d_pool's P2 has cells no window reads (its last row and column),
+    which the parallel twin of max_backward_disjoint once left as they were."""
+    from netsharp.kernels import pool
+    from netsharp.kernels.pool import PoolOp
+
+    step = lower(netsharp.compile_file("samples/cntk103d_pool.ns")).layers[3].bundles[0]
+    op = PoolOp(step.tables, True, step.bundle.geometry)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(32, 3136)).astype(np.float32)
+    space = op.buffers(32, True, np.float32)
+    op.forward(x, None, np.zeros((32, 256), np.float32), space, False)
+    dz = rng.normal(size=(32, 256)).astype(np.float32)
+    extra = (op.table_u, op.source) if kernel == "max_backward_disjoint" else (op.grid,)
+    results = []
+    for twin in (getattr(pool, kernel).parallel, getattr(pool, kernel).serial):
+        dx = np.full_like(x, 7.0)
+        twin(dz, x, *extra, space["best"], dx, False)
+        results.append(dx)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not (results[0] == 7.0).any()

@@ -174,8 +174,9 @@ def max_backward_disjoint(dz, x, table_t, source, best, dx, accumulate):
                 part[p] = hit * dzb[p]
         for i in range(source.size):
             dxb[i] = dxb[i] + share[source[i]] if accumulate else share[source[i]]
-        if not accumulate:
-            dxb[source.size:] = 0
+        if not accumulate:   # a loop: the slice's `= 0` was skipped in the parallel twin
+            for i in range(source.size, dxb.size):
+                dxb[i] = 0
 
 
 @jit(parallel=True, work=3)
