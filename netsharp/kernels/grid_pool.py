@@ -92,7 +92,8 @@ def pool_grid(geometry, table: np.ndarray) -> Grid | None:
                 sh, columns.stride, r0, columns.origin, oh, columns.positions)
     if (grid.sw, grid.kw) not in PICKS or grid.span < LANES or (table < 0).any():
         return None
-    if grid.table().shape != table.shape or not (grid.table() == table).all():
+    expected = grid.table()
+    if expected.shape != table.shape or not (expected == table).all():
         return None
     return grid
 
@@ -272,7 +273,8 @@ def _max_windows(xb, grid, value):
 
 @jit
 def _put(value, zb, accumulate):
-    """zb[:n] (+)= value[:n], n the smaller size."""
+    """zb[:n] (+)= value[:n], n the smaller size; a loop: `zb[:] = value` costs numba seconds
+    of compiling."""
     for p in range(min(value.size, zb.size)):
         zb[p] = zb[p] + value[p] if accumulate else value[p]
 
@@ -318,20 +320,9 @@ def _route_windows(xb, grid, best, dz, dxb):
         for i in range(oh):
             for j in range(ow):
                 found_in[j] = 0
-            at = (c * oh + i) * ow
             for a in range(kh):
                 top = (c * height + r0 + i * sh + a) * width + c0
-                j0 = 0
-                while j0 < ow:
-                    j = max(min(j0, ow - LANES), 0)
-                    count = min(ow - j, LANES)
-                    if sw == 2:
-                        _route2(xb, top + j * sw, best, dz, at + j, found_in, found_out, j, dxb,
-                                count)
-                    else:
-                        _route3(xb, top + j * sw, best, dz, at + j, found_in, found_out, j, dxb,
-                                count)
-                    j0 += LANES
+                _route(sw, xb, top, best, dz, (c * oh + i) * ow, found_in, found_out, dxb, ow)
                 found_in, found_out = found_out, found_in
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import row_runs, table_runs
-from .grid_pool import max_backward_grid, max_forward_grid, pool_grid
+from .grid_pool import _put, max_backward_grid, max_forward_grid, pool_grid
 from .jit import jit, prange
 
 
@@ -55,13 +55,6 @@ def _mean_table(xb, table_t, count, value):
         value[p] /= count[p]
 
 
-@jit
-def _write(value, zb, accumulate):
-    """zb (+)= value, a loop: `zb[:] = value` costs numba seconds of compiling."""
-    for p in range(value.size):
-        zb[p] = zb[p] + value[p] if accumulate else value[p]
-
-
 # One kernel per kind of pooling, so that numba compiles only what a network uses (a kernel
 # holding all three took 2x as long to compile: 16 s on an empty cache for lenet's step).
 @jit(parallel=True)
@@ -70,7 +63,7 @@ def mean_forward(x, table_t, count, z, accumulate):
     for b in prange(x.shape[0]):
         value = np.empty(table_t.shape[1], np.float32)
         _mean_table(x[b], table_t, count, value)
-        _write(value, z[b], accumulate)
+        _put(value, z[b], accumulate)
 
 
 @jit(parallel=True)
@@ -107,8 +100,8 @@ def max_forward_blocks(x, blocks, z, best, accumulate):
                     for j in range(length):
                         v[j] = max(v[j], src[j])
         if keep:
-            _write(value, best[b], False)
-        _write(value, z[b], accumulate)
+            _put(value, best[b], False)
+        _put(value, z[b], accumulate)
 
 
 @jit(parallel=True)
@@ -119,8 +112,8 @@ def max_forward_table(x, table_t, z, best, accumulate):
         value = np.empty(z.shape[1], np.float32)
         _max_table(x[b], table_t, value)
         if keep:
-            _write(value, best[b], False)
-        _write(value, z[b], accumulate)
+            _put(value, best[b], False)
+        _put(value, z[b], accumulate)
 
 
 @jit
